@@ -1,0 +1,21 @@
+/*
+ * atoll.h: the umbrella header. Include this one.
+ *
+ * atoll is a C11 runtime for Linux in which every worker thread is an
+ * isolate with its own io_uring ring and event loop (see docs/).
+ */
+#ifndef ATOLL_ATOLL_H
+#define ATOLL_ATOLL_H
+
+#define ATOLL_VERSION_MAJOR  0
+#define ATOLL_VERSION_MINOR  1
+#define ATOLL_VERSION_PATCH  0
+#define ATOLL_VERSION_STRING "0.1.0"
+
+#include "error.h"
+#include "isolate.h"
+#include "port.h"
+#include "runtime.h"
+#include "submit.h"
+
+#endif /* ATOLL_ATOLL_H */

@@ -1,0 +1,259 @@
+/*
+ * atoll/runtime.h: the runtime, its lifecycle and the isolates it runs.
+ *
+ * Lifecycle of an atoll_runtime (every step returns ATOLL_E_STATE when taken
+ * out of order, never crashes):
+ *
+ *   atoll_runtime_create()   probes io_uring, allocates; no thread yet
+ *   atoll_runtime_start()    starts the pool isolates, each on its own thread
+ *                            with its own ring; returns once all are ready
+ *   atoll_runtime_spawn()    adds an isolate running an entry function
+ *                            (Dart's Isolate.spawn), any time after start
+ *   atoll_runtime_drain()    asks every isolate to finish its work and exit,
+ *                            waits up to a deadline
+ *   atoll_runtime_stop()     makes every isolate exit at its next loop turn
+ *                            (idempotent, mandatory before join)
+ *   atoll_runtime_join()     waits for every isolate thread to end
+ *   atoll_runtime_destroy()  frees everything
+ *
+ * An isolate is a thread with its own io_uring ring and event loop. Pool
+ * isolates (started by atoll_runtime_start) stay alive until drain or stop.
+ * A spawned isolate stays alive while it keeps something open (a receive
+ * port, an active timer, a task awaiting its reply), like a Dart isolate,
+ * or until it calls atoll_isolate_exit() or the runtime stops.
+ *
+ * Every isolate ends with a status: 0 (ran to completion), the non-zero value
+ * its entry function returned or it passed to atoll_isolate_exit() (an error,
+ * Dart's onError), ATOLL_E_STOPPED (ended by atoll_runtime_stop), or the
+ * error that prevented its ring from being set up.
+ */
+#ifndef ATOLL_RUNTIME_H
+#define ATOLL_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A runtime: a set of isolates and what they share. Opaque. */
+typedef struct atoll_runtime atoll_runtime;
+/** One isolate: a thread, its io_uring ring and its event loop. Opaque. */
+typedef struct atoll_isolate atoll_isolate;
+
+/**
+ * Entry function of an isolate, run on the isolate's own thread once its
+ * ring is ready. Returning non-zero ends the isolate at once with that value
+ * as its error status; returning 0 keeps it running (see the keep-alive rule
+ * above).
+ */
+typedef int (*atoll_entry_fn)(atoll_isolate *self, void *arg);
+
+/**
+ * Exit notification: called once per isolate, on that isolate's thread, after
+ * its loop ended and its ports and timers were released, with its final
+ * status (0 or an error, see above). Must not block for long.
+ */
+typedef void (*atoll_exit_fn)(atoll_runtime *rt, uint32_t isolate_id, int status, void *user);
+
+/** Options for atoll_runtime_create(). Fill with atoll_runtime_options_init(). */
+typedef struct atoll_runtime_options {
+    /** Pool isolates started by atoll_runtime_start(). Default: online CPUs. */
+    uint32_t isolates;
+    /** Most isolates created over the runtime's life, pool and spawned (ids
+     *  are never reused). Default: 0, meaning isolates + 64. */
+    uint32_t max_isolates;
+    /** Pin pool isolate i to the i-th CPU of the process's affinity mask
+     *  (modulo its size). Default: false. */
+    bool pin_cpus;
+    /** Submission queue entries per ring. Default: 256. */
+    uint32_t sq_entries;
+    /** Completion queue entries per ring, sized generously so bursts of
+     *  completions never overflow. Default: 8192. */
+    uint32_t cq_entries;
+    /** Most receive ports open at once, runtime-wide. Default: 65536. */
+    uint32_t max_ports;
+    /** Default queue capacity of a receive port (rounded up to a power of
+     *  two). Default: 4096. */
+    uint32_t port_capacity;
+    /** Most tasks queued on one isolate at once (atoll_submit,
+     *  atoll_runtime_submit). Default: 65536. */
+    uint32_t task_capacity;
+    /** Optional entry function run on every pool isolate at start. */
+    atoll_entry_fn entry;
+    /** Argument passed to `entry`. */
+    void *entry_arg;
+    /** Optional exit notification for every isolate (pool and spawned). */
+    atoll_exit_fn on_exit;
+    /** Passed to `on_exit`. */
+    void *on_exit_user;
+} atoll_runtime_options;
+
+/** What an isolate is doing, as seen by atoll_runtime_isolate_status(). */
+typedef enum atoll_isolate_state {
+    ATOLL_ISOLATE_STARTING = 0, /**< thread created, ring being set up */
+    ATOLL_ISOLATE_RUNNING = 1,  /**< loop running */
+    ATOLL_ISOLATE_EXITED = 2,   /**< loop ended; status is final */
+} atoll_isolate_state;
+
+/** Facts about the machine and the runtime, from atoll_runtime_info(). */
+typedef struct atoll_runtime_info {
+    /** uname release, e.g. "6.1.0-18-amd64". */
+    char kernel_release[65];
+    /** Kernel major and minor version parsed from kernel_release. */
+    unsigned kernel_major, kernel_minor;
+    /** IORING_SETUP_* flags the isolates' rings are created with. */
+    uint32_t ring_setup_flags;
+    /** IORING_FEAT_* flags the kernel reported. */
+    uint32_t ring_features;
+    /** True when rings use DEFER_TASKRUN; false when the kernel refused it
+     *  and rings fell back to COOP_TASKRUN (a degraded mode). */
+    bool defer_taskrun;
+    /** The ring flags as text, e.g. "SINGLE_ISSUER|DEFER_TASKRUN". */
+    char ring_mode[64];
+    /** After ATOLL_E_URING_FEATURE: the feature that is missing; else "". */
+    char missing_feature[64];
+    /** wolfSSL's version string, e.g. "5.5.4". */
+    const char *wolfssl_version;
+    /** "optimized" (atoll's asm build of wolfSSL) or "system". */
+    const char *wolfssl_build;
+    /** wolfSSL was built with AES-NI. */
+    bool wolfssl_aesni;
+    /** wolfSSL was built with assembly for its public-key maths (SP asm). */
+    bool wolfssl_asm;
+    /** CPUs online, and pool isolates configured. */
+    uint32_t online_cpus, isolates;
+} atoll_runtime_info;
+
+/** Per-isolate counters, from atoll_runtime_isolate_stats(). */
+typedef struct atoll_isolate_stats {
+    uint64_t loop_turns;         /**< event loop iterations */
+    uint64_t cqes;               /**< completions reaped */
+    uint64_t cq_overflows;       /**< turns that found the CQ overflowed */
+    uint64_t wakeups_ring;       /**< wakeups received through MSG_RING */
+    uint64_t wakeups_eventfd;    /**< wakeups received from host threads */
+    uint64_t messages_delivered; /**< port messages handed to callbacks */
+    uint64_t messages_dropped;   /**< messages released unread (port closed, stop) */
+    uint64_t tasks_run;          /**< submitted tasks executed here */
+    uint64_t timers_fired;       /**< timer callbacks run */
+    uint64_t wake_errors;        /**< MSG_RING or eventfd wakeups that failed */
+} atoll_isolate_stats;
+
+/**
+ * Fills `opts` with the defaults documented on each field.
+ * Thread: any thread.
+ */
+ATOLL_API void atoll_runtime_options_init(atoll_runtime_options *opts);
+
+/**
+ * Probes io_uring the way the runtime will use it and fills `info` (which
+ * may be NULL). Returns 0 when everything atoll needs works, else
+ * ATOLL_E_URING_DISABLED, ATOLL_E_URING_NOSYS, ATOLL_E_URING_MEMLOCK or
+ * ATOLL_E_URING_FEATURE (info->missing_feature names it), or another
+ * negated errno. atoll_runtime_create() calls it once.
+ * Thread: any thread.
+ */
+ATOLL_API int atoll_runtime_probe(atoll_runtime_info *info);
+
+/**
+ * Creates a runtime after probing io_uring (see atoll_runtime_probe()).
+ * `opts` may be NULL for the defaults. No thread is started.
+ * Errors: -EINVAL (opts out of range: zero sizes, isolates > max_isolates),
+ * -ENOMEM, the probe's errors.
+ * Thread: any thread.
+ */
+ATOLL_API int atoll_runtime_create(const atoll_runtime_options *opts, atoll_runtime **out);
+
+/**
+ * Starts the pool isolates (ids 0 .. isolates-1), each creating its own ring
+ * on its own thread and then running opts->entry if set. Returns once every
+ * pool isolate's ring is ready (or failed).
+ * Errors: ATOLL_E_STATE (not freshly created), a ring setup error of the
+ * first isolate that failed (the runtime is then stopped: join and destroy
+ * it), -EAGAIN (thread creation).
+ * Thread: any thread that is not one of this runtime's isolates.
+ */
+ATOLL_API int atoll_runtime_start(atoll_runtime *rt);
+
+/**
+ * Spawns a new isolate running `entry(self, arg)` on its own thread (Dart's
+ * Isolate.spawn). Returns once its ring is ready; `id_out` (may be NULL)
+ * receives its id. Ids are never reused within a runtime.
+ * Errors: ATOLL_E_STATE (runtime not started), ATOLL_E_STOPPED (drain or
+ * stop has begun), ATOLL_E_LIMIT (max_isolates created), -EINVAL (entry
+ * NULL), a ring setup error, -EAGAIN (thread creation).
+ * Thread: any thread, including an isolate of this runtime.
+ */
+ATOLL_API int atoll_runtime_spawn(atoll_runtime *rt, atoll_entry_fn entry, void *arg, uint32_t *id_out);
+
+/**
+ * Reads an isolate's state and, once exited, its status (either out pointer
+ * may be NULL). Errors: -ENOENT (no isolate with that id).
+ * Thread: any thread.
+ */
+ATOLL_API int atoll_runtime_isolate_status(atoll_runtime *rt, uint32_t id, atoll_isolate_state *state, int *status);
+
+/**
+ * Number of isolates ever created in this runtime (ids are 0 .. count-1).
+ * Thread: any thread.
+ */
+ATOLL_API uint32_t atoll_runtime_isolate_count(const atoll_runtime *rt);
+
+/**
+ * Reads an isolate's counters (relaxed: each counter is exact, the set is not
+ * a snapshot). Errors: -ENOENT.
+ * Thread: any thread.
+ */
+ATOLL_API int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_stats *out);
+
+/**
+ * Drains: refuses new spawns and work, runs every isolate's drain hooks
+ * (atoll_isolate_on_drain()), lets pool isolates exit once they have nothing
+ * open, and waits until every isolate has exited or `timeout_ms` passed.
+ * Returns 0 when all exited, ATOLL_E_TIMEDOUT otherwise (isolates keep
+ * running: call atoll_runtime_stop()). ATOLL_E_STATE before start or after
+ * stop.
+ * Thread: any thread that is not one of this runtime's isolates
+ * (ATOLL_E_DEADLOCK otherwise).
+ */
+ATOLL_API int atoll_runtime_drain(atoll_runtime *rt, uint64_t timeout_ms);
+
+/**
+ * Stops: every isolate closes its ports (queued messages are released with
+ * their release callbacks), cancels its timers and exits at its next loop
+ * turn with status ATOLL_E_STOPPED (unless it already exited). Does not wait:
+ * call atoll_runtime_join(). Idempotent: returns 0 on every call, also on a
+ * runtime never started.
+ * Thread: any thread, including an isolate of this runtime.
+ */
+ATOLL_API int atoll_runtime_stop(atoll_runtime *rt);
+
+/**
+ * Waits until every isolate thread has ended and releases their rings.
+ * Errors: ATOLL_E_STATE (stop was not called), ATOLL_E_DEADLOCK (called from
+ * an isolate of this runtime). Joining twice returns 0.
+ * Thread: any thread that is not one of this runtime's isolates.
+ */
+ATOLL_API int atoll_runtime_join(atoll_runtime *rt);
+
+/**
+ * Frees the runtime. Allowed on a runtime never started, or stopped and
+ * joined; ATOLL_E_STATE otherwise (nothing is freed). NULL is accepted.
+ * Thread: any thread that is not one of this runtime's isolates.
+ */
+ATOLL_API int atoll_runtime_destroy(atoll_runtime *rt);
+
+/**
+ * Fills `out` with the kernel, ring and wolfSSL facts of this runtime.
+ * Thread: any thread.
+ */
+ATOLL_API void atoll_runtime_info_get(const atoll_runtime *rt, atoll_runtime_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATOLL_RUNTIME_H */

@@ -1,0 +1,118 @@
+/*
+ * isolates/isolate_private.h: one isolate's state. Fields marked [owner] are
+ * touched only by the isolate's own thread; [any] fields are atomics or are
+ * written once before the isolate is published. Internal to the library.
+ */
+#ifndef ATOLL_ISOLATES_ISOLATE_PRIVATE_H
+#define ATOLL_ISOLATES_ISOLATE_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "isolates/uring_compat.h"
+#include "runtime/runtime_private.h"
+
+#define ATOLL_MAX_DRAIN_HOOKS 8
+
+/* Control bits another thread sets in iso->control, then wakes the isolate. */
+enum {
+    ATOLL_CTL_DRAIN = 1u << 0,
+    ATOLL_CTL_STOP = 1u << 1,
+};
+
+typedef struct atoll_stat {
+    _Atomic uint64_t v;
+} atoll_stat;
+
+/* Single writer (the owner); relaxed readers elsewhere. */
+static inline void atoll_stat_add(atoll_stat *s, uint64_t n)
+{
+    atomic_store_explicit(&s->v, atomic_load_explicit(&s->v, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+typedef struct atoll_isolate_counters {
+    atoll_stat loop_turns, cqes, cq_overflows, wakeups_ring, wakeups_eventfd, messages_delivered, messages_dropped,
+        tasks_run, timers_fired, wake_errors;
+} atoll_isolate_counters;
+
+struct atoll_timer;
+
+struct atoll_isolate {
+    /* [any] fixed at creation */
+    atoll_runtime *rt;
+    uint32_t id;
+    bool pool;
+    atoll_entry_fn entry;
+    void *entry_arg;
+    pthread_t thread;
+    bool thread_started; /* under rt->lock */
+
+    /* [any] published once the ring is ready (state RUNNING) */
+    struct io_uring ring;
+    bool ring_ready;
+    int ring_fd;
+    int event_fd;
+    _Atomic int state; /* atoll_isolate_state */
+    int status;        /* final; read after state == EXITED (acquire) */
+
+    /* [any] wakeups and control */
+    _Atomic int wake_pending;
+    _Atomic unsigned control;
+    atoll_gate inbox_gate; /* generation 0, open while running */
+    atoll_task_queue inbox;
+    _Atomic uint32_t tasks_queued; /* tasks waiting to run here */
+    atoll_isolate_counters stats;
+
+    /* [owner] loop state */
+    uint64_t now_ns;
+    uint64_t eventfd_buf;
+    bool exiting;        /* leave the loop at the end of this turn */
+    int exit_status;     /* status when exiting by request */
+    bool exit_requested; /* atoll_isolate_exit() or entry error */
+    bool resident;       /* pool isolate before drain: alive with no refs */
+    bool drained;        /* drain hooks have run */
+    bool more_work;      /* don't sleep: deliveries left over by budgets */
+    uint32_t refs;       /* open ports + active timers + awaited replies */
+    unsigned control_seen;
+
+    struct atoll_receive_port **ports; /* open ports */
+    uint32_t nports, ports_cap;
+    struct atoll_receive_port *closing; /* closed, waiting for senders to leave */
+
+    struct atoll_timer **heap; /* min-heap by (due, seq) */
+    uint32_t nheap, heap_cap;
+    uint64_t timer_seq;
+    struct atoll_timer *timer_free; /* recycled timer objects */
+
+    struct {
+        atoll_drain_fn fn;
+        void *user;
+    } drain_hooks[ATOLL_MAX_DRAIN_HOOKS];
+    uint32_t ndrain_hooks;
+};
+
+/* ring.c */
+int atoll__ring_setup(struct atoll_isolate *iso);
+void atoll__ring_release(struct atoll_isolate *iso);
+struct io_uring_sqe *atoll__sqe(struct atoll_isolate *iso);
+int atoll__arm_eventfd(struct atoll_isolate *iso);
+
+/* loop.c: runs entry and the loop; returns the final status. */
+int atoll__loop_run(struct atoll_isolate *iso);
+bool atoll__on_owner_thread(const struct atoll_isolate *iso);
+
+/* timer.c */
+uint64_t atoll__timers_next_due(struct atoll_isolate *iso); /* UINT64_MAX: none */
+void atoll__timers_run(struct atoll_isolate *iso);
+void atoll__timers_teardown(struct atoll_isolate *iso);
+
+/* receive_port.c */
+void atoll__ports_deliver(struct atoll_isolate *iso);
+bool atoll__ports_reclaim(struct atoll_isolate *iso); /* true: all reclaimed */
+void atoll__ports_teardown(struct atoll_isolate *iso);
+
+/* inbox.c */
+void atoll__inbox_run(struct atoll_isolate *iso);
+void atoll__inbox_teardown(struct atoll_isolate *iso);
+
+#endif /* ATOLL_ISOLATES_ISOLATE_PRIVATE_H */

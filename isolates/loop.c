@@ -1,0 +1,168 @@
+/*
+ * isolates/loop.c: an isolate's event loop.
+ *
+ * One turn: submit what the turn queued and wait for a completion (or the
+ * next timer, or nothing if work is left over), reap every CQE, run due
+ * timers, drain the inbox and the ports if woken, act on drain/stop
+ * requests. The only blocking call is the wait inside io_uring_enter.
+ */
+#include <errno.h>
+#include <time.h>
+
+#include "isolates/isolate_private.h"
+#include "isolates/user_data.h"
+
+void atoll__wake_eventfd(struct atoll_isolate *target); /* wake.c */
+
+static uint64_t atoll_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool atoll__on_owner_thread(const struct atoll_isolate *iso)
+{
+    return iso && atoll_isolate_current() == iso;
+}
+
+static void atoll_cqe_dispatch(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    switch (atoll_ud_kind(ud)) {
+    case ATOLL_UD_WAKE:
+        atoll_stat_add(&iso->stats.wakeups_ring, 1);
+        break;
+    case ATOLL_UD_EVENTFD_READ:
+        if (cqe->res >= 0 || cqe->res == -EAGAIN || cqe->res == -EINTR) {
+            if (cqe->res >= 0)
+                atoll_stat_add(&iso->stats.wakeups_eventfd, 1);
+            atoll__arm_eventfd(iso);
+        } else if (cqe->res != -ECANCELED) {
+            /* The eventfd cannot fail short of a bug; count it and re-arm
+             * once, so host wakeups keep working if it was transient. */
+            atoll_stat_add(&iso->stats.wake_errors, 1);
+            atoll__arm_eventfd(iso);
+        }
+        break;
+    case ATOLL_UD_WAKE_SENT: {
+        /* Only failures produce this CQE (CQE_SKIP_SUCCESS). */
+        atoll_stat_add(&iso->stats.wake_errors, 1);
+        uint64_t target = atoll_ud_payload(ud);
+        if (target < atomic_load(&iso->rt->isolate_count))
+            atoll__wake_eventfd(iso->rt->isolates[target]);
+        break;
+    }
+    default:
+        atoll_stat_add(&iso->stats.wake_errors, 1); /* unknown kind: a bug */
+        break;
+    }
+}
+
+static void atoll_reap(struct atoll_isolate *iso)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&iso->ring, head, cqe)
+    {
+        atoll_cqe_dispatch(iso, cqe);
+        n++;
+    }
+    io_uring_cq_advance(&iso->ring, n);
+    atoll_stat_add(&iso->stats.cqes, n);
+}
+
+static void atoll_run_drain_hooks(struct atoll_isolate *iso)
+{
+    iso->drained = true;
+    iso->resident = false;
+    for (uint32_t i = 0; i < iso->ndrain_hooks; i++)
+        iso->drain_hooks[i].fn(iso, iso->drain_hooks[i].user);
+}
+
+static void atoll_check_control(struct atoll_isolate *iso)
+{
+    unsigned ctl = atomic_load(&iso->control);
+    if ((ctl & ATOLL_CTL_STOP) && !iso->exiting) {
+        iso->exiting = true;
+        iso->exit_status = ATOLL_E_STOPPED;
+    }
+    if ((ctl & ATOLL_CTL_DRAIN) && !iso->drained && !iso->exiting)
+        atoll_run_drain_hooks(iso);
+}
+
+static void atoll_turn(struct atoll_isolate *iso)
+{
+    /* CQ overflow: NODROP keeps the completions in the kernel; flush them
+     * and count the turn, since it means cq_entries is too small. */
+    if (atoll_uring_sq_flags(&iso->ring) & IORING_SQ_CQ_OVERFLOW) {
+        atoll_stat_add(&iso->stats.cq_overflows, 1);
+        io_uring_get_events(&iso->ring);
+    }
+
+    bool busy = iso->more_work || iso->closing || atomic_load(&iso->wake_pending) || iso->exiting;
+    uint64_t due = atoll__timers_next_due(iso);
+    struct __kernel_timespec ts = {0, 0}, *tsp = NULL;
+    if (busy) {
+        tsp = &ts;
+    } else if (due != UINT64_MAX) {
+        uint64_t wait = due > iso->now_ns ? due - iso->now_ns : 0;
+        ts.tv_sec = (long long)(wait / 1000000000u);
+        ts.tv_nsec = (long long)(wait % 1000000000u);
+        tsp = &ts;
+    }
+    /* A zero timeout polls: task work runs and completions are posted
+     * (DEFER_TASKRUN needs an enter with GETEVENTS), nothing sleeps. */
+    struct io_uring_cqe *cqe;
+    int ret = io_uring_submit_and_wait_timeout(&iso->ring, &cqe, 1, tsp, NULL);
+    (void)ret; /* -ETIME / -EINTR are normal wake reasons; errors show up as CQEs */
+    iso->now_ns = atoll_clock_ns();
+    atoll_stat_add(&iso->stats.loop_turns, 1);
+
+    atoll_reap(iso);
+    atoll__timers_run(iso);
+    iso->more_work = false;
+    if (atomic_exchange(&iso->wake_pending, 0)) {
+        atoll__inbox_run(iso);
+        atoll__ports_deliver(iso);
+    }
+    if (iso->closing)
+        atoll__ports_reclaim(iso);
+    atoll_check_control(iso);
+}
+
+static bool atoll_should_exit(const struct atoll_isolate *iso)
+{
+    return iso->exiting || (!iso->resident && iso->refs == 0);
+}
+
+int atoll__loop_run(struct atoll_isolate *iso)
+{
+    int ret = atoll__ring_setup(iso);
+    if (ret < 0) {
+        atoll__ring_release(iso);
+        return ret;
+    }
+    iso->now_ns = atoll_clock_ns();
+    atoll__isolate_ready(iso->rt, iso);
+
+    atoll_check_control(iso);
+    if (iso->entry && !iso->exiting) {
+        int st = iso->entry(iso, iso->entry_arg);
+        if (st != 0 && !iso->exiting) {
+            iso->exiting = true;
+            iso->exit_status = st;
+        }
+    }
+    while (!atoll_should_exit(iso))
+        atoll_turn(iso);
+
+    /* Teardown: nothing the isolate owned may outlive it. Order: refuse
+     * new inbox traffic, drop ports (releasing their messages), cancel
+     * timers, then push out any SQEs (wakeups for cancel replies). */
+    atoll__inbox_teardown(iso);
+    atoll__ports_teardown(iso);
+    atoll__timers_teardown(iso);
+    io_uring_submit(&iso->ring);
+    return iso->exiting ? iso->exit_status : 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * isolates/ring.c: an isolate's ring and its eventfd, created on the
+ * isolate's own thread (SINGLE_ISSUER ties the ring to its creator).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "isolates/isolate_private.h"
+#include "isolates/user_data.h"
+
+int atoll__uring_setup_error(int err); /* runtime/probe.c */
+
+int atoll__ring_setup(struct atoll_isolate *iso)
+{
+    atoll_runtime *rt = iso->rt;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = rt->info.ring_setup_flags | IORING_SETUP_CQSIZE;
+    p.cq_entries = rt->opts.cq_entries;
+    int ret = io_uring_queue_init_params(rt->opts.sq_entries, &iso->ring, &p);
+    if (ret < 0)
+        return atoll__uring_setup_error(-ret);
+    iso->ring_ready = true;
+    iso->ring_fd = iso->ring.ring_fd;
+
+    iso->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (iso->event_fd < 0)
+        return -errno;
+    return atoll__arm_eventfd(iso);
+}
+
+void atoll__ring_release(struct atoll_isolate *iso)
+{
+    if (iso->ring_ready) {
+        io_uring_queue_exit(&iso->ring);
+        iso->ring_ready = false;
+    }
+    if (iso->event_fd >= 0) {
+        close(iso->event_fd);
+        iso->event_fd = -1;
+    }
+}
+
+struct io_uring_sqe *atoll__sqe(struct atoll_isolate *iso)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&iso->ring);
+    if (!sqe) {
+        /* SQ full: hand what we have to the kernel now, then retry. */
+        io_uring_submit(&iso->ring);
+        sqe = io_uring_get_sqe(&iso->ring);
+    }
+    return sqe;
+}
+
+/* Host threads wake the isolate by writing the eventfd; this read, always
+ * armed, turns that into a CQE on the ring. */
+int atoll__arm_eventfd(struct atoll_isolate *iso)
+{
+    struct io_uring_sqe *sqe = atoll__sqe(iso);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_read(sqe, iso->event_fd, &iso->eventfd_buf, sizeof(iso->eventfd_buf), 0);
+    io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_EVENTFD_READ, 0));
+    return 0;
+}

@@ -1,0 +1,43 @@
+/*
+ * isolates/uring_compat.h: the few io_uring names that liburing 2.3 (Debian
+ * bookworm) and its bundled kernel headers lack. Only constants and tiny
+ * helpers; never a copy of liburing.
+ */
+#ifndef ATOLL_ISOLATES_URING_COMPAT_H
+#define ATOLL_ISOLATES_URING_COMPAT_H
+
+#include <liburing.h>
+
+/* Kernel 6.1 names; liburing 2.3's headers may predate them. */
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#endif
+#ifndef IORING_SETUP_COOP_TASKRUN
+#define IORING_SETUP_COOP_TASKRUN (1U << 8)
+#endif
+#ifndef IORING_SETUP_TASKRUN_FLAG
+#define IORING_SETUP_TASKRUN_FLAG (1U << 9)
+#endif
+#ifndef IORING_SETUP_SUBMIT_ALL
+#define IORING_SETUP_SUBMIT_ALL (1U << 7)
+#endif
+#ifndef IORING_FEAT_NODROP
+#define IORING_FEAT_NODROP (1U << 1)
+#endif
+#ifndef IORING_FEAT_EXT_ARG
+#define IORING_FEAT_EXT_ARG (1U << 8)
+#endif
+#ifndef IORING_SQ_CQ_OVERFLOW
+#define IORING_SQ_CQ_OVERFLOW (1U << 1)
+#endif
+
+/* Reads the SQ ring flags the kernel shares with us (CQ overflow, taskrun). */
+static inline unsigned atoll_uring_sq_flags(const struct io_uring *ring)
+{
+    return __atomic_load_n(ring->sq.kflags, __ATOMIC_ACQUIRE);
+}
+
+#endif /* ATOLL_ISOLATES_URING_COMPAT_H */

@@ -1,0 +1,41 @@
+/*
+ * isolates/user_data.h: the encoding of io_uring user_data in atoll.
+ *
+ * The top 8 bits hold the operation kind, the low 56 bits a payload (a
+ * pointer, which on Linux user space fits in 56 bits, or an index). Every
+ * SQE atoll submits carries one of these; every CQE is dispatched on its
+ * kind, and a kind the loop does not know is counted, never ignored.
+ */
+#ifndef ATOLL_ISOLATES_USER_DATA_H
+#define ATOLL_ISOLATES_USER_DATA_H
+
+#include <stdint.h>
+
+enum atoll_ud_kind {
+    ATOLL_UD_NONE = 0,         /* never submitted: catches zeroed SQEs */
+    ATOLL_UD_WAKE = 1,         /* MSG_RING landing in this ring: a wakeup */
+    ATOLL_UD_EVENTFD_READ = 2, /* read armed on the isolate's eventfd */
+    ATOLL_UD_WAKE_SENT = 3,    /* MSG_RING we sent (CQE only on failure);
+                                  payload: target isolate id */
+    ATOLL_UD_KIND_COUNT
+};
+
+#define ATOLL_UD_KIND_SHIFT   56
+#define ATOLL_UD_PAYLOAD_MASK ((UINT64_C(1) << ATOLL_UD_KIND_SHIFT) - 1)
+
+static inline uint64_t atoll_ud_make(enum atoll_ud_kind kind, uint64_t payload)
+{
+    return ((uint64_t)kind << ATOLL_UD_KIND_SHIFT) | (payload & ATOLL_UD_PAYLOAD_MASK);
+}
+
+static inline enum atoll_ud_kind atoll_ud_kind(uint64_t ud)
+{
+    return (enum atoll_ud_kind)(ud >> ATOLL_UD_KIND_SHIFT);
+}
+
+static inline uint64_t atoll_ud_payload(uint64_t ud)
+{
+    return ud & ATOLL_UD_PAYLOAD_MASK;
+}
+
+#endif /* ATOLL_ISOLATES_USER_DATA_H */

@@ -1,0 +1,378 @@
+/*
+ * runtime/runtime.c: the runtime's lifecycle (create, start, spawn, drain,
+ * stop, join, destroy) and the isolate table.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "isolates/isolate_private.h"
+
+void atoll_runtime_options_init(atoll_runtime_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    opts->isolates = n > 0 ? (uint32_t)n : 1;
+    opts->max_isolates = 0; /* resolved to isolates + 64 by create */
+    opts->sq_entries = 256;
+    opts->cq_entries = 8192;
+    opts->max_ports = 65536;
+    opts->port_capacity = 4096;
+    opts->task_capacity = 65536;
+}
+
+static bool atoll_on_runtime_thread(const atoll_runtime *rt)
+{
+    atoll_isolate *self = atoll_isolate_current();
+    return self && self->rt == rt;
+}
+
+int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **out)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    atoll_runtime_options opts;
+    if (opts_in)
+        opts = *opts_in;
+    else
+        atoll_runtime_options_init(&opts);
+    if (opts.max_isolates == 0)
+        opts.max_isolates = opts.isolates + 64;
+    if (opts.isolates == 0 || opts.isolates > opts.max_isolates || opts.sq_entries == 0 || opts.cq_entries == 0 ||
+        opts.cq_entries < opts.sq_entries || opts.max_ports == 0 || opts.max_ports >= UINT32_MAX ||
+        opts.port_capacity == 0 || opts.port_capacity > (1u << 30) || opts.task_capacity == 0)
+        return -EINVAL;
+
+    atoll_runtime_info info;
+    uint32_t flags = 0;
+    int ret = atoll__probe(&info, &flags);
+    if (ret < 0)
+        return ret;
+
+    atoll_runtime *rt = calloc(1, sizeof(*rt));
+    if (!rt)
+        return -ENOMEM;
+    rt->opts = opts;
+    rt->info = info;
+    rt->info.isolates = opts.isolates;
+    rt->isolates = calloc(opts.max_isolates, sizeof(*rt->isolates));
+    rt->ports = calloc(opts.max_ports, sizeof(*rt->ports));
+    if (!rt->isolates || !rt->ports) {
+        free(rt->isolates);
+        free(rt->ports);
+        free(rt);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < opts.max_ports; i++)
+        rt->ports[i].next_free = i + 1 < opts.max_ports ? i + 1 : UINT32_MAX;
+    rt->ports_free = 0;
+    pthread_mutex_init(&rt->lock, NULL);
+    pthread_mutex_init(&rt->ports_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&rt->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    rt->state = ATOLL_RT_CREATED;
+    *out = rt;
+    return 0;
+}
+
+/* Under rt->lock. Creates isolate `id` and its thread. */
+static int atoll_isolate_create(atoll_runtime *rt, bool pool, atoll_entry_fn entry, void *arg,
+                                struct atoll_isolate **out)
+{
+    uint32_t id = atomic_load(&rt->isolate_count);
+    if (id >= rt->opts.max_isolates)
+        return ATOLL_E_LIMIT;
+    struct atoll_isolate *iso = calloc(1, sizeof(*iso));
+    if (!iso)
+        return -ENOMEM;
+    iso->rt = rt;
+    iso->id = id;
+    iso->pool = pool;
+    iso->resident = pool;
+    iso->entry = entry;
+    iso->entry_arg = arg;
+    iso->event_fd = -1;
+    iso->ring_fd = -1;
+    atomic_init(&iso->state, ATOLL_ISOLATE_STARTING);
+    atoll_tq_init(&iso->inbox);
+    atoll_gate_open(&iso->inbox_gate, 0);
+    rt->isolates[id] = iso;
+    atomic_store(&rt->isolate_count, id + 1);
+    rt->alive++;
+    int ret = atoll__isolate_launch(rt, iso);
+    if (ret < 0) {
+        iso->status = ret;
+        atomic_store_explicit(&iso->state, ATOLL_ISOLATE_EXITED, memory_order_release);
+        rt->alive--;
+        return ret;
+    }
+    *out = iso;
+    return 0;
+}
+
+/* Under rt->lock: waits until `iso` left STARTING; returns its setup error. */
+static int atoll_wait_ready(atoll_runtime *rt, struct atoll_isolate *iso)
+{
+    while (atomic_load(&iso->state) == ATOLL_ISOLATE_STARTING)
+        pthread_cond_wait(&rt->cond, &rt->lock);
+    if (atomic_load(&iso->state) == ATOLL_ISOLATE_EXITED && !iso->ring_ready && iso->status < 0)
+        return iso->status;
+    return 0;
+}
+
+/* Under rt->lock: sets control bits on every isolate and wakes it. */
+static void atoll_signal_all(atoll_runtime *rt, unsigned bits)
+{
+    uint32_t n = atomic_load(&rt->isolate_count);
+    for (uint32_t i = 0; i < n; i++) {
+        struct atoll_isolate *iso = rt->isolates[i];
+        if (atomic_load(&iso->state) == ATOLL_ISOLATE_EXITED)
+            continue;
+        atomic_fetch_or(&iso->control, bits);
+        if (atomic_load_explicit(&iso->state, memory_order_acquire) == ATOLL_ISOLATE_RUNNING)
+            atoll__wake(iso);
+        /* A STARTING isolate reads control before its first wait. */
+    }
+}
+
+int atoll_runtime_start(atoll_runtime *rt)
+{
+    if (!rt)
+        return -EINVAL;
+    if (atoll_on_runtime_thread(rt))
+        return ATOLL_E_DEADLOCK;
+    pthread_mutex_lock(&rt->lock);
+    if (rt->state != ATOLL_RT_CREATED) {
+        pthread_mutex_unlock(&rt->lock);
+        return ATOLL_E_STATE;
+    }
+    rt->state = ATOLL_RT_STARTED;
+    int ret = 0;
+    for (uint32_t i = 0; i < rt->opts.isolates && ret == 0; i++) {
+        struct atoll_isolate *iso;
+        ret = atoll_isolate_create(rt, true, rt->opts.entry, rt->opts.entry_arg, &iso);
+        rt->pool_count = atomic_load(&rt->isolate_count);
+    }
+    uint32_t n = atomic_load(&rt->isolate_count);
+    for (uint32_t i = 0; i < n; i++) {
+        int r = atoll_wait_ready(rt, rt->isolates[i]);
+        if (r < 0 && ret == 0)
+            ret = r;
+    }
+    rt->pool_ready = true;
+    pthread_cond_broadcast(&rt->cond);
+    if (ret < 0) {
+        /* Leave a stopped runtime the host joins and destroys. */
+        rt->state = ATOLL_RT_STOPPED;
+        atomic_store(&rt->stopping, 1);
+        atoll_signal_all(rt, ATOLL_CTL_STOP);
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return ret;
+}
+
+int atoll_runtime_spawn(atoll_runtime *rt, atoll_entry_fn entry, void *arg, uint32_t *id_out)
+{
+    if (!rt || !entry)
+        return -EINVAL;
+    pthread_mutex_lock(&rt->lock);
+    int ret = 0;
+    if (rt->state == ATOLL_RT_CREATED)
+        ret = ATOLL_E_STATE;
+    else if (rt->state != ATOLL_RT_STARTED)
+        ret = ATOLL_E_STOPPED;
+    struct atoll_isolate *iso = NULL;
+    if (ret == 0)
+        ret = atoll_isolate_create(rt, false, entry, arg, &iso);
+    /* A host thread waits for the ring so it gets setup errors directly; an
+     * isolate does not block its loop: it learns them from the exit status. */
+    if (ret == 0 && !atoll_on_runtime_thread(rt))
+        ret = atoll_wait_ready(rt, iso);
+    if (iso && id_out)
+        *id_out = iso->id;
+    pthread_mutex_unlock(&rt->lock);
+    return ret;
+}
+
+static struct atoll_isolate *atoll_isolate_get(const atoll_runtime *rt, uint32_t id)
+{
+    if (!rt || id >= atomic_load(&rt->isolate_count))
+        return NULL;
+    return rt->isolates[id];
+}
+
+int atoll_runtime_isolate_status(atoll_runtime *rt, uint32_t id, atoll_isolate_state *state, int *status)
+{
+    struct atoll_isolate *iso = atoll_isolate_get(rt, id);
+    if (!iso)
+        return -ENOENT;
+    int s = atomic_load_explicit(&iso->state, memory_order_acquire);
+    if (state)
+        *state = (atoll_isolate_state)s;
+    if (status)
+        *status = s == ATOLL_ISOLATE_EXITED ? iso->status : 0;
+    return 0;
+}
+
+uint32_t atoll_runtime_isolate_count(const atoll_runtime *rt)
+{
+    return rt ? atomic_load(&rt->isolate_count) : 0;
+}
+
+int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_stats *out)
+{
+    struct atoll_isolate *iso = atoll_isolate_get(rt, id);
+    if (!iso || !out)
+        return iso ? -EINVAL : -ENOENT;
+#define ATOLL_READ_STAT(f) out->f = atomic_load_explicit(&iso->stats.f.v, memory_order_relaxed)
+    ATOLL_READ_STAT(loop_turns);
+    ATOLL_READ_STAT(cqes);
+    ATOLL_READ_STAT(cq_overflows);
+    ATOLL_READ_STAT(wakeups_ring);
+    ATOLL_READ_STAT(wakeups_eventfd);
+    ATOLL_READ_STAT(messages_delivered);
+    ATOLL_READ_STAT(messages_dropped);
+    ATOLL_READ_STAT(tasks_run);
+    ATOLL_READ_STAT(timers_fired);
+    ATOLL_READ_STAT(wake_errors);
+#undef ATOLL_READ_STAT
+    return 0;
+}
+
+int atoll_runtime_drain(atoll_runtime *rt, uint64_t timeout_ms)
+{
+    if (!rt)
+        return -EINVAL;
+    if (atoll_on_runtime_thread(rt))
+        return ATOLL_E_DEADLOCK;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&rt->lock);
+    if (rt->state != ATOLL_RT_STARTED && rt->state != ATOLL_RT_DRAINING) {
+        pthread_mutex_unlock(&rt->lock);
+        return ATOLL_E_STATE;
+    }
+    rt->state = ATOLL_RT_DRAINING;
+    atoll_signal_all(rt, ATOLL_CTL_DRAIN);
+    int ret = 0;
+    while (rt->alive > 0 && ret == 0)
+        if (pthread_cond_timedwait(&rt->cond, &rt->lock, &deadline) == ETIMEDOUT && rt->alive > 0)
+            ret = ATOLL_E_TIMEDOUT;
+    pthread_mutex_unlock(&rt->lock);
+    return ret;
+}
+
+int atoll_runtime_stop(atoll_runtime *rt)
+{
+    if (!rt)
+        return -EINVAL;
+    pthread_mutex_lock(&rt->lock);
+    atomic_store(&rt->stopping, 1);
+    if (rt->state == ATOLL_RT_CREATED) {
+        rt->state = ATOLL_RT_JOINED; /* never started: nothing to join */
+    } else if (rt->state == ATOLL_RT_STARTED || rt->state == ATOLL_RT_DRAINING) {
+        rt->state = ATOLL_RT_STOPPED;
+        atoll_signal_all(rt, ATOLL_CTL_STOP);
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return 0;
+}
+
+int atoll_runtime_join(atoll_runtime *rt)
+{
+    if (!rt)
+        return -EINVAL;
+    if (atoll_on_runtime_thread(rt))
+        return ATOLL_E_DEADLOCK;
+    pthread_mutex_lock(&rt->lock);
+    if (rt->state == ATOLL_RT_JOINED) {
+        pthread_mutex_unlock(&rt->lock);
+        return 0;
+    }
+    if (rt->state != ATOLL_RT_STOPPED) {
+        pthread_mutex_unlock(&rt->lock);
+        return ATOLL_E_STATE;
+    }
+    /* Wait for every thread to report its exit, so no spawn is in flight. */
+    while (rt->alive > 0)
+        pthread_cond_wait(&rt->cond, &rt->lock);
+    uint32_t n = atomic_load(&rt->isolate_count);
+    for (uint32_t i = 0; i < n; i++) {
+        struct atoll_isolate *iso = rt->isolates[i];
+        if (iso->thread_started) {
+            pthread_join(iso->thread, NULL);
+            iso->thread_started = false;
+        }
+        /* Rings outlive their isolate until here so a late MSG_RING never
+         * targets a closed (or reused) descriptor. */
+        atoll__ring_release(iso);
+    }
+    rt->state = ATOLL_RT_JOINED;
+    pthread_mutex_unlock(&rt->lock);
+    return 0;
+}
+
+int atoll_runtime_destroy(atoll_runtime *rt)
+{
+    if (!rt)
+        return 0;
+    if (atoll_on_runtime_thread(rt))
+        return ATOLL_E_DEADLOCK;
+    pthread_mutex_lock(&rt->lock);
+    bool ok = rt->state == ATOLL_RT_CREATED || rt->state == ATOLL_RT_JOINED;
+    pthread_mutex_unlock(&rt->lock);
+    if (!ok)
+        return ATOLL_E_STATE;
+    uint32_t n = atomic_load(&rt->isolate_count);
+    for (uint32_t i = 0; i < n; i++)
+        free(rt->isolates[i]);
+    free(rt->isolates);
+    free(rt->ports);
+    pthread_mutex_destroy(&rt->lock);
+    pthread_mutex_destroy(&rt->ports_lock);
+    pthread_cond_destroy(&rt->cond);
+    free(rt);
+    return 0;
+}
+
+void atoll_runtime_info_get(const atoll_runtime *rt, atoll_runtime_info *out)
+{
+    if (rt && out)
+        *out = rt->info;
+}
+
+void atoll__isolate_ready(atoll_runtime *rt, struct atoll_isolate *iso)
+{
+    pthread_mutex_lock(&rt->lock);
+    atomic_store_explicit(&iso->state, ATOLL_ISOLATE_RUNNING, memory_order_release);
+    pthread_cond_broadcast(&rt->cond);
+    /* Start-up barrier, before the loop runs: not a wait inside the loop. */
+    while (iso->pool && !rt->pool_ready)
+        pthread_cond_wait(&rt->cond, &rt->lock);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+void atoll__isolate_exited(atoll_runtime *rt, struct atoll_isolate *iso)
+{
+    /* The status is final before anyone hears of the exit; `alive` drops only
+     * after on_exit returned, so drain and join also wait for the callback. */
+    atomic_store_explicit(&iso->state, ATOLL_ISOLATE_EXITED, memory_order_release);
+    if (rt->opts.on_exit)
+        rt->opts.on_exit(rt, iso->id, iso->status, rt->opts.on_exit_user);
+    pthread_mutex_lock(&rt->lock);
+    rt->alive--;
+    pthread_cond_broadcast(&rt->cond);
+    pthread_mutex_unlock(&rt->lock);
+}

@@ -1,0 +1,34 @@
+/*
+ * runtime/task.h: a task in flight between isolates (atoll_submit,
+ * atoll_runtime_submit). The task object travels: submitter -> target's
+ * inbox (kind TASK) -> for atoll_submit, back to the origin's inbox (kind
+ * REPLY). Whoever holds it last frees it.
+ */
+#ifndef ATOLL_RUNTIME_TASK_H
+#define ATOLL_RUNTIME_TASK_H
+
+#include "runtime/runtime_private.h"
+
+typedef enum atoll_task_kind {
+    ATOLL_TASK_RUN = 1, /* run fn on the target */
+    ATOLL_TASK_REPLY,   /* deliver the reply on the origin */
+} atoll_task_kind;
+
+struct atoll_task {
+    atoll_tq_node node; /* first: the queue node is the task */
+    atoll_task_kind kind;
+    atoll_task_fn fn;
+    void *arg;
+    void *result;
+    int status;
+    struct atoll_isolate *origin; /* NULL: submitted by a host thread */
+    atoll_reply_fn reply;         /* origin != NULL */
+    atoll_done_fn done;           /* origin == NULL; may be NULL */
+    void *user;
+};
+
+/* Pushes `t` into `target`'s inbox through its gate and wakes it.
+ * Returns 0, or ATOLL_E_PORT_CLOSED when the target is exiting. */
+int atoll__inbox_push(struct atoll_isolate *target, struct atoll_task *t);
+
+#endif /* ATOLL_RUNTIME_TASK_H */
