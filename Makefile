@@ -1,7 +1,7 @@
 # Thin wrapper over scripts/ and CMake presets. The two commands of the README:
 #   make run    install what is missing, build, run the main job
 #   make test   install what is missing, build, pass the whole suite
-# Other targets: deps, build, test-tsan, bench, format, clean.
+# Other targets: deps, build, test-release, test-asan, test-tsan, bench, format, clean.
 
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DATOLL_WERROR=ON
@@ -22,9 +22,10 @@ build: deps
 run: build
 	./build/release/examples/hello-isolates
 
-# Default configuration (optimized wolfSSL when it was built) and
-# ASan+UBSan (system wolfSSL): both wolfSSL configurations pass the suite.
-test: deps test-release test-asan
+# Default configuration (optimized wolfSSL when it was built), ASan+UBSan
+# (system wolfSSL: both wolfSSL configurations pass the suite), and
+# ThreadSanitizer over the cross-isolate suites.
+test: deps test-release test-asan test-tsan
 
 test-release:
 	cmake --preset release $(CMAKE_FLAGS)
@@ -36,8 +37,9 @@ test-asan:
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan
 
-# ThreadSanitizer over the cross-isolate suites (isolates, messaging).
-test-tsan: deps
+# ThreadSanitizer over the cross-isolate suites (isolates, messaging); see
+# tests/tsan/criterion/criterion.h for why they run without Criterion there.
+test-tsan:
 	cmake --preset tsan $(CMAKE_FLAGS)
 	cmake --build --preset tsan -j $(JOBS)
 	ctest --preset tsan

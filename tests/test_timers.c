@@ -31,7 +31,10 @@ static struct tctx *g_ctx; /* for the exit hook */
 static void at_exit_hook(atoll_runtime *rt, uint32_t id, int status, void *user)
 {
     struct tctx *c = user;
-    c->fired_at_exit = c->n_order;
+    /* Only the spawned isolate's own exit; pool isolates end together at
+     * shutdown (status ATOLL_E_STOPPED) on several threads at once. */
+    if (status != ATOLL_E_STOPPED)
+        c->fired_at_exit = c->n_order;
 }
 
 static void tctx_init(struct tctx *c)
