@@ -36,6 +36,21 @@ static const atoll_error_entry atoll_errors[] = {
     {ATOLL_E_LIMIT, "ATOLL_E_LIMIT", "a configured limit was reached (isolates, ports or hooks)"},
     {ATOLL_E_CANCELED, "ATOLL_E_CANCELED", "the task was dropped without running: its isolate stopped"},
     {ATOLL_E_TIMEDOUT, "ATOLL_E_TIMEDOUT", "the deadline passed before the operation completed"},
+    {ATOLL_E_TLS_MATERIAL, "ATOLL_E_TLS_MATERIAL",
+     "certificate or key material is not valid (encoding, password, or key not matching the certificate)"},
+    {ATOLL_E_SHARED_MISMATCH, "ATOLL_E_SHARED_MISMATCH",
+     "The shared flag to bind() needs to be `true` if binding multiple times on the same (address, port) "
+     "combination."},
+    {ATOLL_E_V6ONLY_MISMATCH, "ATOLL_E_V6ONLY_MISMATCH",
+     "The v6Only flag to bind() needs to be the same if binding multiple times on the same (address, port) "
+     "combination."},
+    {ATOLL_E_LOOKUP, "ATOLL_E_LOOKUP", "Failed host lookup: the host name could not be resolved"},
+    {ATOLL_E_HANDSHAKE, "ATOLL_E_HANDSHAKE", "the TLS handshake failed"},
+    {ATOLL_E_HANDSHAKE_TIMEOUT, "ATOLL_E_HANDSHAKE_TIMEOUT", "the TLS handshake did not complete in time"},
+    {ATOLL_E_PEER_CLOSED, "ATOLL_E_PEER_CLOSED", "Connection terminated during handshake"},
+    {ATOLL_E_CERTIFICATE, "ATOLL_E_CERTIFICATE", "the peer certificate is missing or failed verification"},
+    {ATOLL_E_CLOSED, "ATOLL_E_CLOSED", "reading from or writing to a closed socket"},
+    {ATOLL_E_ALPN, "ATOLL_E_ALPN", "no application protocol in common (ALPN, strict mode)"},
 };
 
 static const atoll_error_entry *atoll_error_find(int code)

@@ -17,5 +17,9 @@
 #include "port.h"
 #include "runtime.h"
 #include "submit.h"
+#include "net.h"
+#include "tls.h"
+#include "conn.h"
+#include "server.h"
 
 #endif /* ATOLL_ATOLL_H */

@@ -48,6 +48,32 @@ enum atoll_error {
     ATOLL_E_CANCELED = -4012,
     /** A deadline passed before the operation completed. */
     ATOLL_E_TIMEDOUT = -4013,
+    /** Certificate or key material is not valid (wrong encoding, wrong
+     *  password, key not matching the certificate). */
+    ATOLL_E_TLS_MATERIAL = -4014,
+    /** Dart's "The shared flag to bind() needs to be `true` if binding
+     *  multiple times on the same (address, port) combination." */
+    ATOLL_E_SHARED_MISMATCH = -4015,
+    /** Dart's "The v6Only flag to bind() needs to be the same if binding
+     *  multiple times on the same (address, port) combination." */
+    ATOLL_E_V6ONLY_MISMATCH = -4016,
+    /** A host name could not be looked up (Dart's "Failed host lookup"). */
+    ATOLL_E_LOOKUP = -4017,
+    /** The TLS handshake failed (protocol error, no shared cipher, ...). */
+    ATOLL_E_HANDSHAKE = -4018,
+    /** The TLS handshake did not complete within the handshake timeout. */
+    ATOLL_E_HANDSHAKE_TIMEOUT = -4019,
+    /** The peer closed the connection during the handshake (Dart's
+     *  "Connection terminated during handshake"). */
+    ATOLL_E_PEER_CLOSED = -4020,
+    /** The peer's certificate was missing while required, or failed
+     *  verification. */
+    ATOLL_E_CERTIFICATE = -4021,
+    /** Reading from or writing to a closed socket (or closed direction). */
+    ATOLL_E_CLOSED = -4022,
+    /** Strict ALPN: the client's protocols and the server's do not overlap
+     *  (RFC 7301 no_application_protocol alert). */
+    ATOLL_E_ALPN = -4023,
 };
 
 /**

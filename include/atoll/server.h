@@ -1,0 +1,183 @@
+/*
+ * atoll/server.h: server sockets (Dart's RawServerSocket.bind and
+ * RawSecureServerSocket.bind), per isolate and runtime-wide.
+ *
+ * Lifecycle of an atoll_server (owned by the isolate that bound it):
+ *
+ *   atoll_server_bind()    argument errors now; the bind itself (host lookup,
+ *                          registry, socket, listen) completes later through
+ *                          on_bound (Dart's Future)
+ *   on_bound(status)       0: bound and listen()ing; the kernel queues
+ *                          connections but nothing is accepted yet (Dart F1)
+ *   atoll_server_start()   starts accepting (Dart's stream listen)
+ *   atoll_server_pause() / atoll_server_resume()
+ *                          a paused server gets no new connections; the
+ *                          group's other servers take them (Dart F4)
+ *   atoll_server_close()   no new connections are steered here; those
+ *                          already queued are accepted and served; on_closed
+ *                          runs once everything is released
+ *
+ * Connections reach on_connection only after their TLS handshake completed
+ * (Dart F3). A failed handshake goes to on_error with the peer address and a
+ * reason; the server keeps serving (Dart G1).
+ *
+ * With `shared`, every isolate may bind the same (address, port, v6_only):
+ * each gets its own socket in one SO_REUSEPORT group, and a classic BPF
+ * program owned by the runtime steers new connections only to started,
+ * unpaused, open servers of the group (docs/dart-mapping.md).
+ */
+#ifndef ATOLL_SERVER_H
+#define ATOLL_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "net.h"
+#include "runtime.h"
+#include "tls.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A server socket on one isolate. Opaque. */
+typedef struct atoll_server atoll_server;
+
+/** Options of atoll_server_bind(). Fill with atoll_server_options_init(). */
+typedef struct atoll_server_options {
+    /** listen() backlog; 0 means SOMAXCONN; negative or above 65535 is an
+     *  argument error. With `shared` each member of the group has its own
+     *  queue of this size. Default 0. */
+    int backlog;
+    /** IPV6_V6ONLY for IPv6 addresses (false: dual stack). Default false. */
+    bool v6_only;
+    /** Allow other binds of the same (address, port) in this process
+     *  (SO_REUSEPORT); false never sets SO_REUSEPORT. Default false. */
+    bool shared;
+    /** Ask clients for a certificate (verified against the context's
+     *  trusted certificates when sent). Default false. */
+    bool request_client_certificate;
+    /** Require one; implies request. Default false. */
+    bool require_client_certificate;
+    /** ALPN protocols in decreasing order of preference (server preference);
+     *  each 1..255 bytes, encoded list below 8192 bytes. NULL: none. */
+    const char *const *supported_protocols;
+    /** Number of entries in supported_protocols. */
+    size_t supported_protocols_count;
+    /** Strict ALPN: no overlap fails the handshake with the RFC 7301 alert
+     *  instead of succeeding with no protocol (Dart). Default false. */
+    bool alpn_strict;
+    /** Handshake timeout in milliseconds; 0 disables. Default 10000. */
+    uint32_t handshake_timeout_ms;
+    /** Most handshakes started per loop turn (the rest wait a turn), so a
+     *  handshake storm cannot starve established connections. Default 64. */
+    uint32_t handshakes_per_turn;
+    /** Most connections accepted per loop turn. Default 128. */
+    uint32_t accepts_per_turn;
+} atoll_server_options;
+
+/** Why a connection failed before reaching the application. */
+typedef struct atoll_server_error {
+    /** ATOLL_E_HANDSHAKE, ATOLL_E_HANDSHAKE_TIMEOUT, ATOLL_E_PEER_CLOSED,
+     *  ATOLL_E_CERTIFICATE, ATOLL_E_ALPN, or a negated errno. */
+    int code;
+    /** Human-readable reason (wolfSSL's error text where there is one). */
+    const char *reason;
+    /** The peer. */
+    atoll_address peer;
+    uint16_t peer_port;
+} atoll_server_error;
+
+/** Callbacks of a server, all run on its isolate. Any may be NULL except
+ *  on_connection. */
+typedef struct atoll_server_callbacks {
+    /** The bind completed: status 0, or an error (-EADDRINUSE,
+     *  -EADDRNOTAVAIL, ATOLL_E_SHARED_MISMATCH, ATOLL_E_V6ONLY_MISMATCH,
+     *  ATOLL_E_LOOKUP, ...). After an error the server is released right
+     *  after this callback returns. */
+    void (*on_bound)(atoll_server *server, int status, void *user);
+    /** A connection completed its handshake; the application owns it now
+     *  (atoll_conn_set_callbacks, then read/write; atoll_conn_close). */
+    void (*on_connection)(atoll_server *server, atoll_conn *conn, void *user);
+    /** A connection failed before reaching the application. */
+    void (*on_error)(atoll_server *server, const atoll_server_error *err, void *user);
+    /** The server is closed and released (Dart's onDone); the handle is
+     *  invalid after this returns. */
+    void (*on_closed)(atoll_server *server, void *user);
+} atoll_server_callbacks;
+
+/**
+ * Fills `opts` with the defaults documented on each field.
+ * Thread: any thread.
+ */
+ATOLL_API void atoll_server_options_init(atoll_server_options *opts);
+
+/**
+ * Binds a server on the calling isolate. `address` is a numeric IPv4/IPv6
+ * address or a host name (looked up off the loop; the first result is
+ * used). `ctx` NULL binds a plain TCP server; otherwise TLS with that
+ * context (a reference is taken). The result arrives through on_bound.
+ * Errors returned now (nothing was started): ATOLL_E_WRONG_THREAD, -EINVAL
+ * (address NULL or empty, port outside 0..65535, backlog negative or above
+ * 65535, an ALPN name empty or longer than 255 bytes, the encoded ALPN list
+ * 8192 bytes or more, callbacks NULL), -ENOMEM, ATOLL_E_STOPPED.
+ * Thread: the calling isolate (`self`).
+ */
+ATOLL_API int atoll_server_bind(atoll_isolate *self, const char *address, int port, const atoll_server_options *opts,
+                                atoll_security_context *ctx, const atoll_server_callbacks *cb, void *user,
+                                atoll_server **out);
+
+/**
+ * Starts accepting (Dart's listen on the server stream). Errors:
+ * ATOLL_E_STATE (not bound, already started, closing).
+ * Thread: the owning isolate.
+ */
+ATOLL_API int atoll_server_start(atoll_server *server);
+
+/**
+ * Pauses: no new connections are steered to this server (the group's other
+ * members take them); handshakes in flight continue and their connections
+ * are delivered on resume. Resume takes the server's share again.
+ * Errors: ATOLL_E_STATE (not started or closing).
+ * Thread: the owning isolate.
+ */
+ATOLL_API int atoll_server_pause(atoll_server *server);
+/** See atoll_server_pause(). */
+ATOLL_API int atoll_server_resume(atoll_server *server);
+
+/**
+ * Closes: stops steering connections here, accepts what is already queued
+ * (those connections are still handshaked and delivered, so none is reset),
+ * then releases the socket's place in the group; on_closed follows. Closing
+ * twice returns 0. Connections already delivered are unaffected.
+ * Thread: the owning isolate.
+ */
+ATOLL_API int atoll_server_close(atoll_server *server);
+
+/** The bound port (the real one after port 0). Thread: owning isolate. */
+ATOLL_API uint16_t atoll_server_port(const atoll_server *server);
+/** The bound address (Dart's server.address: numeric + the host given). */
+ATOLL_API const atoll_address *atoll_server_address(const atoll_server *server);
+/** The isolate the server belongs to. */
+ATOLL_API atoll_isolate *atoll_server_isolate(const atoll_server *server);
+
+/** Per-server counters (relaxed). */
+typedef struct atoll_server_stats {
+    uint64_t accepted;         /**< connections accepted */
+    uint64_t handshakes;       /**< handshakes completed (delivered) */
+    uint64_t handshake_errors; /**< connections reported to on_error */
+    uint64_t accept_errors;    /**< accept failures (EMFILE, ...), re-armed after a back-off */
+    uint64_t bytes_in;         /**< bytes received on the wire */
+    uint64_t bytes_out;        /**< bytes sent on the wire */
+    uint64_t resumed;          /**< handshakes that resumed a session */
+} atoll_server_stats;
+
+/** Reads a server's counters. Thread: the owning isolate. */
+ATOLL_API void atoll_server_stats_get(const atoll_server *server, atoll_server_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATOLL_SERVER_H */

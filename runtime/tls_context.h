@@ -1,0 +1,70 @@
+/*
+ * runtime/tls_context.h: what the isolates need from a security context and
+ * from the runtime's session-ticket keys. Internal.
+ */
+#ifndef ATOLL_RUNTIME_TLS_CONTEXT_H
+#define ATOLL_RUNTIME_TLS_CONTEXT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "atoll/tls.h"
+
+/*
+ * Session-ticket keys owned by the runtime and shared by all its isolates,
+ * with no lock and no shared mutable state: a 32-byte master secret drawn at
+ * runtime creation; the key of epoch E (E = unix time / rotation period) is
+ * derived from (master, E) with HKDF-SHA256. Tickets are sealed with the
+ * current epoch's key (AES-128-GCM or ChaCha20-Poly1305, whichever is fast
+ * here, see atoll__tls_aes_fast) and carry E in their key name; tickets of
+ * the current and the previous epoch are accepted, older ones are refused
+ * (full handshake). Resumption therefore works whichever isolate a client
+ * reconnects to.
+ */
+typedef struct atoll_ticket_keys {
+    uint8_t master[32];
+    uint32_t rotation_s; /* default 3600 */
+} atoll_ticket_keys;
+
+/* Draws the master secret (wolfCrypt RNG). Returns 0 or -EIO. */
+int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s);
+
+/* True when AES-GCM is fast on this machine: wolfSSL built with AES-NI and
+ * the CPU has AES-NI. Decides the cipher preference (AES-GCM first, else
+ * ChaCha20-Poly1305 first). */
+bool atoll__tls_aes_fast(void);
+
+/* The cipher preference as text, for runtime info. */
+const char *atoll__tls_cipher_preference(void);
+
+/*
+ * Builds a wolfSSL server context for one isolate from `ctx` (which is
+ * marked in use: later set_/use_ calls on it return ATOLL_E_STATE):
+ * certificate chain and key (none set: the context still builds, and every
+ * handshake fails, as in Dart A4), trusted certificates (peer verification),
+ * client authority names, minimum version (TLS 1.2 default), cipher list by
+ * atoll__tls_aes_fast, key-share/groups preference X25519 then P-256,
+ * session tickets sealed with `keys` (NULL: tickets off and the session
+ * cache off, for --no-resumption), wolfSSL's internal session cache off
+ * unless tickets are on.
+ * The caller sets the I/O callbacks, verify mode and ALPN per connection.
+ * Returns 0 or -ENOMEM / ATOLL_E_TLS_MATERIAL.
+ * Thread: the isolate that will use the WOLFSSL_CTX.
+ */
+int atoll__tls_server_ctx_new(atoll_security_context *ctx, atoll_ticket_keys *keys, WOLFSSL_CTX **out);
+
+/* Reference counting for servers bound with a context. */
+void atoll__security_context_acquire(atoll_security_context *ctx);
+
+/*
+ * Peer certificates (isolates/certificate.c): builds the public
+ * atoll_certificate from the peer certificate of `ssl` after the handshake;
+ * *out = NULL when the peer sent none. Returns 0 or -ENOMEM.
+ */
+int atoll__certificate_from_peer(WOLFSSL *ssl, atoll_certificate **out);
+void atoll__certificate_free(atoll_certificate *cert);
+
+#endif /* ATOLL_RUNTIME_TLS_CONTEXT_H */
