@@ -15,6 +15,11 @@ void atoll__task_finish(struct atoll_task *t, int status, void *result); /* runt
 
 static void atoll_inbox_handle(struct atoll_isolate *iso, struct atoll_task *t, bool dropping)
 {
+    if (t->kind == ATOLL_TASK_POST) {
+        t->post(iso, t->arg, dropping);
+        free(t);
+        return;
+    }
     if (t->kind == ATOLL_TASK_RUN) {
         atomic_fetch_sub(&iso->tasks_queued, 1);
         if (dropping) {

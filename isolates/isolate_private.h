@@ -36,6 +36,7 @@ typedef struct atoll_isolate_counters {
 } atoll_isolate_counters;
 
 struct atoll_timer;
+struct atoll_net;
 
 struct atoll_isolate {
     /* [any] fixed at creation */
@@ -83,6 +84,9 @@ struct atoll_isolate {
     uint32_t nheap, heap_cap;
     uint64_t timer_seq;
     struct atoll_timer *timer_free; /* recycled timer objects */
+
+    struct atoll_net *net;      /* servers and connections; NULL until a bind */
+    struct atoll_net *net_keep; /* after teardown: buffer ring until join */
 
     struct {
         atoll_drain_fn fn;

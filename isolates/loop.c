@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <time.h>
 
-#include "isolates/isolate_private.h"
+#include "isolates/net_private.h"
 #include "isolates/user_data.h"
 
 void atoll__wake_eventfd(struct atoll_isolate *target); /* wake.c */
@@ -53,6 +53,15 @@ static void atoll_cqe_dispatch(struct atoll_isolate *iso, const struct io_uring_
             atoll__wake_eventfd(iso->rt->isolates[target]);
         break;
     }
+    case ATOLL_UD_ACCEPT:
+    case ATOLL_UD_RECV:
+    case ATOLL_UD_SEND:
+    case ATOLL_UD_SHUTDOWN:
+    case ATOLL_UD_CLOSE:
+    case ATOLL_UD_CANCEL:
+        if (iso->net)
+            atoll__net_cqe(iso, cqe);
+        break;
     default:
         atoll_stat_add(&iso->stats.wake_errors, 1); /* unknown kind: a bug */
         break;
@@ -78,6 +87,14 @@ static void atoll_run_drain_hooks(struct atoll_isolate *iso)
     iso->resident = false;
     for (uint32_t i = 0; i < iso->ndrain_hooks; i++)
         iso->drain_hooks[i].fn(iso, iso->drain_hooks[i].user);
+    /* Drain stops accepting: servers still open close gracefully (queued
+     * connections are served); connections finish at the application's
+     * pace. */
+    if (iso->net)
+        for (struct atoll_server *s = iso->net->servers, *next; s; s = next) {
+            next = s->next;
+            atoll_server_close(s);
+        }
 }
 
 static void atoll_check_control(struct atoll_isolate *iso)
@@ -122,6 +139,7 @@ static void atoll_turn(struct atoll_isolate *iso)
     atoll_reap(iso);
     atoll__timers_run(iso);
     iso->more_work = false;
+    atoll__net_turn(iso);
     if (atomic_exchange(&iso->wake_pending, 0)) {
         atoll__inbox_run(iso);
         atoll__ports_deliver(iso);
@@ -159,10 +177,13 @@ int atoll__loop_run(struct atoll_isolate *iso)
 
     /* Teardown: nothing the isolate owned may outlive it. Order: refuse
      * new inbox traffic, drop ports (releasing their messages), cancel
-     * timers, then push out any SQEs (wakeups for cancel replies). */
+     * servers and connections (cancelling their SQEs), timers, then push
+     * out any SQEs (wakeups for cancel replies). Only on_closed callbacks run. */
     atoll__inbox_teardown(iso);
     atoll__ports_teardown(iso);
+    atoll__net_teardown(iso);
     atoll__timers_teardown(iso);
+    atoll__tls_thread_exit();
     io_uring_submit(&iso->ring);
     return iso->exiting ? iso->exit_status : 0;
 }

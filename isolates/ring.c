@@ -7,7 +7,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "isolates/isolate_private.h"
+#include "isolates/net_private.h"
+#include <stdlib.h>
+#include <sys/mman.h>
 #include "isolates/user_data.h"
 
 int atoll__uring_setup_error(int err); /* runtime/probe.c */
@@ -36,6 +38,17 @@ void atoll__ring_release(struct atoll_isolate *iso)
     if (iso->ring_ready) {
         io_uring_queue_exit(&iso->ring);
         iso->ring_ready = false;
+    }
+    /* The receive buffers were registered with the ring: free them only
+     * now that the ring is gone. */
+    atoll_net *net = iso->net_keep ? iso->net_keep : iso->net;
+    if (net) {
+        if (net->bufs.ready) {
+            free(net->bufs.base);
+            munmap(net->bufs.br, net->bufs.ring_bytes);
+        }
+        free(net);
+        iso->net = iso->net_keep = NULL;
     }
     if (iso->event_fd >= 0) {
         close(iso->event_fd);

@@ -17,6 +17,13 @@ enum atoll_ud_kind {
     ATOLL_UD_EVENTFD_READ = 2, /* read armed on the isolate's eventfd */
     ATOLL_UD_WAKE_SENT = 3,    /* MSG_RING we sent (CQE only on failure);
                                   payload: target isolate id */
+    ATOLL_UD_ACCEPT = 4,       /* multishot accept; payload: atoll_server * */
+    ATOLL_UD_RECV = 5,         /* multishot recv; payload: atoll_conn * */
+    ATOLL_UD_SEND = 6,         /* send of the output buffer; payload: atoll_conn * */
+    ATOLL_UD_SHUTDOWN = 7,     /* shutdown(SHUT_WR); payload: atoll_conn * */
+    ATOLL_UD_CLOSE = 8,        /* close of the socket; payload: atoll_conn * */
+    ATOLL_UD_CANCEL = 9,       /* async cancel; payload: the object whose op is
+                                  cancelled (result only counted) */
     ATOLL_UD_KIND_COUNT
 };
 

@@ -82,6 +82,11 @@ int atoll__listen_set_state(atoll_listen_member *m, atoll_member_state state);
  */
 void atoll__listen_release(atoll_listen_member *m);
 
+/* Members of m's group other than m that are not RETIRED: a closing server
+ * with live siblings drains its queue (they take new connections); the last
+ * one releases at once (Dart: the last close closes the socket). */
+unsigned atoll__listen_live_siblings(const atoll_listen_member *m);
+
 /* Number of registry entries (tests). */
 unsigned atoll__listen_registry_size(void);
 

@@ -21,6 +21,9 @@ void atoll_runtime_options_init(atoll_runtime_options *opts)
     opts->max_ports = 65536;
     opts->port_capacity = 4096;
     opts->task_capacity = 65536;
+    opts->recv_buffers = 512;
+    opts->recv_buffer_size = 16384;
+    opts->ticket_rotation_s = 3600;
 }
 
 static bool atoll_on_runtime_thread(const atoll_runtime *rt)
@@ -43,7 +46,9 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
         opts.max_isolates = opts.isolates + 64;
     if (opts.isolates == 0 || opts.isolates > opts.max_isolates || opts.sq_entries == 0 || opts.cq_entries == 0 ||
         opts.cq_entries < opts.sq_entries || opts.max_ports == 0 || opts.max_ports >= UINT32_MAX ||
-        opts.port_capacity == 0 || opts.port_capacity > (1u << 30) || opts.task_capacity == 0)
+        opts.port_capacity == 0 || opts.port_capacity > (1u << 30) || opts.task_capacity == 0 ||
+        opts.recv_buffers < 8 || opts.recv_buffers > 32768 || (opts.recv_buffers & (opts.recv_buffers - 1)) ||
+        opts.recv_buffer_size < 1024 || opts.recv_buffer_size > (1u << 20) || opts.ticket_rotation_s == 0)
         return -EINVAL;
 
     atoll_runtime_info info;
@@ -65,6 +70,13 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
         free(rt->ports);
         free(rt);
         return -ENOMEM;
+    }
+    ret = atoll__ticket_keys_init(&rt->tickets, opts.ticket_rotation_s);
+    if (ret < 0) {
+        free(rt->isolates);
+        free(rt->ports);
+        free(rt);
+        return ret;
     }
     for (uint32_t i = 0; i < opts.max_ports; i++)
         rt->ports[i].next_free = i + 1 < opts.max_ports ? i + 1 : UINT32_MAX;

@@ -12,6 +12,7 @@
 #include "runtime/gate.h"
 #include "runtime/message_queue.h"
 #include "runtime/task_queue.h"
+#include "runtime/tls_context.h"
 
 /* Lifecycle of the runtime object (under rt->lock; mirrored in
  * rt->accepting for lock-free checks by senders). */
@@ -47,6 +48,8 @@ struct atoll_runtime {
     uint32_t pool_count; /* pool isolates: ids 0 .. pool_count-1 */
     bool pool_ready;     /* every pool isolate set up: entries may run */
     _Atomic uint32_t rr_next;
+
+    atoll_ticket_keys tickets; /* session-ticket keys shared by all isolates */
 
     pthread_mutex_t ports_lock; /* slot allocation only: not on the send path */
     atoll_port_slot *ports;     /* [opts.max_ports] */

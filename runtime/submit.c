@@ -118,3 +118,17 @@ void atoll__task_finish(struct atoll_task *t, int status, void *result)
     if (atoll__inbox_push(t->origin, t) < 0)
         free(t); /* the origin exited: its reply is discarded, as documented */
 }
+
+int atoll__post(struct atoll_isolate *target, atoll_post_fn fn, void *arg)
+{
+    struct atoll_task *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->kind = ATOLL_TASK_POST;
+    t->post = fn;
+    t->arg = arg;
+    int ret = atoll__inbox_push(target, t);
+    if (ret < 0)
+        free(t);
+    return ret;
+}

@@ -9,9 +9,13 @@
 
 #include "runtime/runtime_private.h"
 
+/* Internal closures run on an isolate (resolver results, ...). */
+typedef void (*atoll_post_fn)(struct atoll_isolate *self, void *arg, bool dropped);
+
 typedef enum atoll_task_kind {
     ATOLL_TASK_RUN = 1, /* run fn on the target */
     ATOLL_TASK_REPLY,   /* deliver the reply on the origin */
+    ATOLL_TASK_POST,    /* internal: run fn on the target, nothing returns */
 } atoll_task_kind;
 
 struct atoll_task {
@@ -24,11 +28,18 @@ struct atoll_task {
     struct atoll_isolate *origin; /* NULL: submitted by a host thread */
     atoll_reply_fn reply;         /* origin != NULL */
     atoll_done_fn done;           /* origin == NULL; may be NULL */
+    atoll_post_fn post;           /* kind POST */
     void *user;
 };
 
 /* Pushes `t` into `target`'s inbox through its gate and wakes it.
  * Returns 0, or ATOLL_E_PORT_CLOSED when the target is exiting. */
 int atoll__inbox_push(struct atoll_isolate *target, struct atoll_task *t);
+
+/* Runs fn(target, arg, false) on `target` at its next turn. If the target
+ * exits first, fn(target, arg, true) runs on its thread during teardown so
+ * `arg` can be released. Returns 0, ATOLL_E_PORT_CLOSED (target exiting:
+ * fn will not run, the caller keeps arg) or -ENOMEM. Thread: any thread. */
+int atoll__post(struct atoll_isolate *target, atoll_post_fn fn, void *arg);
 
 #endif /* ATOLL_RUNTIME_TASK_H */

@@ -32,6 +32,14 @@ typedef struct atoll_ticket_keys {
 /* Draws the master secret (wolfCrypt RNG). Returns 0 or -EIO. */
 int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s);
 
+/* wolfSSL's SessionTicketEncCb (wolfSSL_CTX_set_TicketEncCb), `keys` being
+ * the atoll_ticket_keys given to wolfSSL_CTX_set_TicketEncCtx. Seals
+ * (enc = 1) or opens (enc = 0) `ticket` in place; returns a
+ * WOLFSSL_TICKET_RET_* value. Thread: any; reads `keys` only. */
+int atoll__ticket_key_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
+                         unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc,
+                         unsigned char *ticket, int in_len, int *out_len, void *keys);
+
 /* True when AES-GCM is fast on this machine: wolfSSL built with AES-NI and
  * the CPU has AES-NI. Decides the cipher preference (AES-GCM first, else
  * ChaCha20-Poly1305 first). */

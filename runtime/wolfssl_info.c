@@ -3,6 +3,7 @@
 #include <wolfssl/ssl.h>
 
 #include "runtime/runtime_private.h"
+#include "runtime/tls_context.h"
 
 #ifndef ATOLL_WOLFSSL_BUILD
 #define ATOLL_WOLFSSL_BUILD "system"
@@ -12,6 +13,7 @@ void atoll__wolfssl_info(atoll_runtime_info *info)
 {
     info->wolfssl_version = wolfSSL_lib_version();
     info->wolfssl_build = ATOLL_WOLFSSL_BUILD;
+    info->tls_cipher_preference = atoll__tls_cipher_preference();
     /* options.h comes from the same prefix as the library we link (CMake
      * picks both), so these describe the code that actually runs. */
 #if defined(WOLFSSL_AESNI)

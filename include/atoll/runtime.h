@@ -83,6 +83,16 @@ typedef struct atoll_runtime_options {
     /** Most tasks queued on one isolate at once (atoll_submit,
      *  atoll_runtime_submit). Default: 65536. */
     uint32_t task_capacity;
+    /** Receive buffers per isolate (a provided-buffer ring shared by all of
+     *  the isolate's connections, allocated at its first bind). Power of
+     *  two, 8..32768. Default: 512. */
+    uint32_t recv_buffers;
+    /** Size of one receive buffer in bytes, 1024..1048576. Default: 16384
+     *  (one TLS record). */
+    uint32_t recv_buffer_size;
+    /** Session-ticket key rotation period in seconds (tickets of the
+     *  current and previous period are accepted). Default: 3600. */
+    uint32_t ticket_rotation_s;
     /** Optional entry function run on every pool isolate at start. */
     atoll_entry_fn entry;
     /** Argument passed to `entry`. */
@@ -125,6 +135,9 @@ typedef struct atoll_runtime_info {
     bool wolfssl_aesni;
     /** wolfSSL was built with assembly for its public-key maths (SP asm). */
     bool wolfssl_asm;
+    /** TLS cipher preference chosen for the crypto present: "AES-GCM first
+     *  (AES-NI)" or "ChaCha20-Poly1305 first (no AES-NI)". */
+    const char *tls_cipher_preference;
     /** CPUs online, and pool isolates configured. */
     uint32_t online_cpus, isolates;
 } atoll_runtime_info;

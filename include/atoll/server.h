@@ -76,6 +76,10 @@ typedef struct atoll_server_options {
     uint32_t handshakes_per_turn;
     /** Most connections accepted per loop turn. Default 128. */
     uint32_t accepts_per_turn;
+    /** Turn session resumption off (no tickets, no session cache), so every
+     *  handshake is a full one (load tests of full handshakes). Default
+     *  false: tickets sealed with the runtime's keys. */
+    bool disable_resumption;
 } atoll_server_options;
 
 /** Why a connection failed before reaching the application. */
@@ -176,6 +180,47 @@ typedef struct atoll_server_stats {
 
 /** Reads a server's counters. Thread: the owning isolate. */
 ATOLL_API void atoll_server_stats_get(const atoll_server *server, atoll_server_stats *out);
+
+/* ---------------------------------------------------------------------- */
+/* Runtime-wide listen                                                    */
+/* ---------------------------------------------------------------------- */
+
+/** A server on every pool isolate, one tuple. Opaque. */
+typedef struct atoll_listener atoll_listener;
+
+/**
+ * Binds (address, port, v6_only) with shared = true on every pool isolate
+ * and starts them all; returns once every isolate is listening. With port 0
+ * the first isolate's bind takes the ephemeral port and the others bind
+ * that port. `cb` runs on each isolate for that isolate's server (on_bound
+ * too). On any failure the servers already bound are closed and the error
+ * of the first failure is returned (as on_bound would give it).
+ * Errors: those of atoll_server_bind() and of on_bound, ATOLL_E_STATE
+ * (runtime not started), ATOLL_E_DEADLOCK (called from an isolate).
+ * Thread: any thread that is not an isolate of this runtime.
+ */
+ATOLL_API int atoll_runtime_listen(atoll_runtime *rt, const char *address, int port, const atoll_server_options *opts,
+                                   atoll_security_context *ctx, const atoll_server_callbacks *cb, void *user,
+                                   atoll_listener **out);
+
+/** The port every member listens on. Thread: any thread. */
+ATOLL_API uint16_t atoll_listener_port(const atoll_listener *l);
+
+/** Number of members (the pool isolates). Thread: any thread. */
+ATOLL_API uint32_t atoll_listener_count(const atoll_listener *l);
+
+/** Member i's server, to be used only on its isolate (i = isolate id).
+ *  NULL once that member closed. Thread: that isolate. */
+ATOLL_API atoll_server *atoll_listener_server(const atoll_listener *l, uint32_t i);
+
+/**
+ * Closes every member (each on its own isolate, gracefully: queued
+ * connections are served), waits until all reported on_closed, and frees
+ * the listener. Errors: ATOLL_E_DEADLOCK (from an isolate); members whose
+ * isolate already exited count as closed.
+ * Thread: any thread that is not an isolate of this runtime.
+ */
+ATOLL_API int atoll_listener_close(atoll_listener *l);
 
 #ifdef __cplusplus
 }

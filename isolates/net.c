@@ -1,0 +1,224 @@
+/*
+ * isolates/net.c: an isolate's networking state: the provided-buffer ring
+ * shared by its connections, CQE dispatch for sockets, the per-turn
+ * handshake budget and event dispatch, and teardown.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "isolates/net_private.h"
+#include "isolates/user_data.h"
+
+/* Group id of the isolate's receive buffers. */
+#define ATOLL_BGID 0
+
+static int atoll_bufring_init(struct atoll_isolate *iso, atoll_bufring *b)
+{
+    b->count = iso->rt->opts.recv_buffers;
+    b->size = iso->rt->opts.recv_buffer_size;
+    b->mask = (uint32_t)io_uring_buf_ring_mask(b->count);
+    b->bgid = ATOLL_BGID;
+    b->ring_bytes = b->count * sizeof(struct io_uring_buf);
+    void *ring = mmap(NULL, b->ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (ring == MAP_FAILED)
+        return -ENOMEM;
+    b->br = ring;
+    b->base = malloc((size_t)b->count * b->size);
+    if (!b->base) {
+        munmap(ring, b->ring_bytes);
+        return -ENOMEM;
+    }
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uintptr_t)ring;
+    reg.ring_entries = b->count;
+    reg.bgid = b->bgid;
+    int ret = io_uring_register_buf_ring(&iso->ring, &reg, 0);
+    if (ret < 0) {
+        free(b->base);
+        munmap(ring, b->ring_bytes);
+        return ret;
+    }
+    io_uring_buf_ring_init(b->br);
+    for (uint32_t i = 0; i < b->count; i++)
+        io_uring_buf_ring_add(b->br, b->base + (size_t)i * b->size, b->size, (unsigned short)i, (int)b->mask, (int)i);
+    io_uring_buf_ring_advance(b->br, (int)b->count);
+    b->ready = true;
+    return 0;
+}
+
+int atoll__net_get(struct atoll_isolate *iso, atoll_net **out)
+{
+    if (!iso->net) {
+        atoll_net *net = calloc(1, sizeof(*net));
+        if (!net)
+            return -ENOMEM;
+        int ret = atoll_bufring_init(iso, &net->bufs);
+        if (ret < 0) {
+            free(net);
+            return ret;
+        }
+        iso->net = net;
+    }
+    *out = iso->net;
+    return 0;
+}
+
+uint8_t *atoll__bufring_addr(atoll_bufring *b, uint16_t bid)
+{
+    return b->base + (size_t)bid * b->size;
+}
+
+void atoll__bufring_recycle(struct atoll_isolate *iso, uint16_t bid)
+{
+    atoll_bufring *b = &iso->net->bufs;
+    io_uring_buf_ring_add(b->br, atoll__bufring_addr(b, bid), b->size, bid, (int)b->mask, 0);
+    io_uring_buf_ring_advance(b->br, 1);
+    b->held--;
+    /* Buffers are back: connections parked on ENOBUFS may read again. */
+    while (b->parked) {
+        struct atoll_conn *c = b->parked;
+        b->parked = c->next_parked;
+        c->next_parked = NULL;
+        c->recv_parked = false;
+        atoll__conn_arm_recv(c);
+    }
+}
+
+void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    void *obj = (void *)(uintptr_t)atoll_ud_payload(ud);
+    enum atoll_ud_kind kind = atoll_ud_kind(ud);
+    if (!(cqe->flags & IORING_CQE_F_MORE) && kind != ATOLL_UD_CANCEL)
+        iso->net->inflight--;
+    switch (kind) {
+    case ATOLL_UD_ACCEPT:
+        atoll__server_accept_cqe(obj, cqe);
+        break;
+    case ATOLL_UD_RECV:
+        atoll__conn_recv_cqe(obj, cqe);
+        break;
+    case ATOLL_UD_SEND:
+        atoll__conn_send_cqe(obj, cqe);
+        break;
+    case ATOLL_UD_SHUTDOWN:
+    case ATOLL_UD_CLOSE:
+        atoll__conn_close_cqe(obj, kind, cqe);
+        break;
+    case ATOLL_UD_CANCEL:
+        iso->net->inflight--;
+        break; /* the cancelled op reports on its own CQE */
+    default:
+        break;
+    }
+}
+
+static void atoll_net_run_handshakes(struct atoll_isolate *iso)
+{
+    atoll_net *net = iso->net;
+    /* Only the connections queued before this pass: work they queue again
+     * waits for the next turn. The budget is the head server's: a storm on
+     * one server stops this turn's handshakes, established connections
+     * still get their events below. */
+    struct atoll_conn *end = net->hs_tail;
+    uint64_t turn = atomic_load_explicit(&iso->stats.loop_turns.v, memory_order_relaxed);
+    while (net->hs_head) {
+        struct atoll_conn *c = net->hs_head;
+        struct atoll_server *s = c->server;
+        if (s && s->turn_seen != turn) {
+            s->turn_seen = turn;
+            s->handshakes_this_turn = 0;
+        }
+        if (s && s->handshakes_this_turn >= s->opts.handshakes_per_turn) {
+            iso->more_work = true;
+            return;
+        }
+        net->hs_head = c->next_hs;
+        if (!net->hs_head)
+            net->hs_tail = NULL;
+        c->next_hs = NULL;
+        c->in_hs = false;
+        if (s)
+            s->handshakes_this_turn++;
+        atoll__tls_handshake_step(c);
+        if (c == end)
+            return;
+    }
+}
+
+void atoll__net_turn(struct atoll_isolate *iso)
+{
+    atoll_net *net = iso->net;
+    if (!net)
+        return;
+    for (struct atoll_server *s = net->servers, *next; s; s = next) {
+        next = s->next; /* run_pending may finish and free a closing server */
+        if (s->npend)
+            atoll__server_run_pending(s);
+    }
+    if (net->hs_head)
+        atoll_net_run_handshakes(iso);
+    /* Events are dispatched after the I/O of the turn, as Dart emits them
+     * asynchronously; callbacks may schedule more for the next turn. */
+    struct atoll_conn *c = net->ready_head;
+    net->ready_head = net->ready_tail = NULL;
+    while (c) {
+        struct atoll_conn *next = c->next_ready;
+        c->next_ready = NULL;
+        c->in_ready = false;
+        atoll__conn_dispatch(c);
+        c = next;
+    }
+    if (net->ready_head || net->hs_head)
+        iso->more_work = true;
+}
+
+void atoll__net_teardown(struct atoll_isolate *iso)
+{
+    atoll_net *net = iso->net;
+    if (!net)
+        return;
+    while (net->servers)
+        atoll__server_teardown(net->servers);
+    while (net->conns)
+        atoll__conn_teardown(net->conns);
+    /* Cancel whatever the kernel still holds for us and reap it, so no
+     * buffer is written or read after it is freed. */
+    if (net->inflight) {
+        struct io_uring_sqe *sqe = atoll__sqe(iso);
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+            io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_NONE, 0));
+        }
+        for (int spins = 0; net->inflight && spins < 1000; spins++) {
+            struct io_uring_cqe *cqe;
+            struct __kernel_timespec ts = {0, 1000000};
+            if (io_uring_submit_and_wait_timeout(&iso->ring, &cqe, 1, &ts, NULL) < 0)
+                continue;
+            unsigned head, n = 0;
+            io_uring_for_each_cqe(&iso->ring, head, cqe)
+            {
+                uint64_t ud = io_uring_cqe_get_data64(cqe);
+                enum atoll_ud_kind k = atoll_ud_kind(ud);
+                if (k >= ATOLL_UD_ACCEPT && k != ATOLL_UD_CANCEL && !(cqe->flags & IORING_CQE_F_MORE))
+                    net->inflight--;
+                if (k == ATOLL_UD_CANCEL)
+                    net->inflight--;
+                n++;
+            }
+            io_uring_cq_advance(&iso->ring, n);
+        }
+    }
+    for (uint32_t i = 0; i < net->ntls_ctxs; i++) {
+        wolfSSL_CTX_free(net->tls_ctxs[i].ctx);
+        atoll_security_context_release(net->tls_ctxs[i].sctx);
+    }
+    free(net->tls_ctxs);
+    /* The buffer ring memory stays mapped until the ring is closed (join):
+     * the kernel owns its registration. */
+    iso->net_keep = net;
+    iso->net = NULL;
+}

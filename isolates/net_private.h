@@ -1,0 +1,216 @@
+/*
+ * isolates/net_private.h: servers, connections and the receive-buffer ring
+ * of one isolate. Everything here is touched only by the owning isolate's
+ * thread. Internal.
+ */
+#ifndef ATOLL_ISOLATES_NET_PRIVATE_H
+#define ATOLL_ISOLATES_NET_PRIVATE_H
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "atoll/server.h"
+#include "isolates/isolate_private.h"
+#include "isolates/user_data.h"
+#include "runtime/listen.h"
+
+/* Received segments a connection may hold before its recv is cancelled
+ * (backpressure when the application does not read). */
+#define ATOLL_CONN_MAX_SEGS 8
+/* Plaintext buffered for the application (decrypted, TLS only). */
+#define ATOLL_CONN_PLAIN_CAP 16384u
+/* Output accepted from the application until writes go short. */
+#define ATOLL_CONN_OUT_HIGH 65536u
+/* Output buffer capacity: high water plus room for a TLS flight/records. */
+#define ATOLL_CONN_OUT_CAP (ATOLL_CONN_OUT_HIGH + 32768u)
+
+typedef struct atoll_bufring {
+    struct io_uring_buf_ring *br;
+    uint8_t *base;
+    size_t ring_bytes;
+    uint32_t count, size, mask;
+    uint16_t bgid;
+    bool ready;
+    uint32_t held;             /* buffers lent to connections */
+    struct atoll_conn *parked; /* connections waiting for buffers */
+    uint64_t enobufs;          /* times a recv ran out of buffers */
+} atoll_bufring;
+
+/* One wolfSSL context per (security context, resumption) on this isolate. */
+typedef struct atoll_tls_ctx_entry {
+    atoll_security_context *sctx;
+    bool tickets;
+    WOLFSSL_CTX *ctx;
+    uint32_t users;
+} atoll_tls_ctx_entry;
+
+typedef struct atoll_net {
+    atoll_bufring bufs;
+    struct atoll_server *servers;  /* all servers of the isolate */
+    struct atoll_conn *conns;      /* all connections */
+    struct atoll_conn *ready_head; /* connections with events to dispatch */
+    struct atoll_conn *ready_tail;
+    struct atoll_conn *hs_head; /* connections with handshake work */
+    struct atoll_conn *hs_tail;
+    atoll_tls_ctx_entry *tls_ctxs;
+    uint32_t ntls_ctxs;
+    uint32_t inflight; /* SQEs in the kernel for net objects */
+} atoll_net;
+
+typedef enum atoll_server_state {
+    ATOLL_SRV_RESOLVING = 0,
+    ATOLL_SRV_BOUND,
+    ATOLL_SRV_STARTED,
+    ATOLL_SRV_CLOSING,
+    ATOLL_SRV_FAILED,
+} atoll_server_state;
+
+struct atoll_server {
+    struct atoll_isolate *iso;
+    atoll_server_state state;
+    bool paused;
+    bool accept_armed;
+    bool lookup_pending;
+    bool retired;  /* steered away, draining */
+    bool released; /* member given back to the registry */
+    bool closed_reported;
+    int port_req;
+    atoll_server_options opts;
+    uint8_t *alpn_wire; /* ALPN list, wire format (length-prefixed) */
+    size_t alpn_len;
+    atoll_server_callbacks cb;
+    void *user;
+    atoll_security_context *sctx;
+    WOLFSSL_CTX *wctx;
+    atoll_listen_member *member;
+    int fd;
+    uint16_t port;
+    atoll_address address;
+    atoll_server_stats *stats; /* shared with its connections (refcounted) */
+    uint32_t accept_backoff_ms;
+    atoll_timer *backoff_timer;
+    atoll_timer *linger_timer;
+    uint64_t accepted_at_linger;
+    uint32_t accepted_this_turn;
+    uint64_t accept_turn; /* loop turn accepted_this_turn counts for */
+    int *pend_fds;        /* accepted beyond the turn's budget */
+    uint32_t npend, pend_cap;
+    uint64_t turn_seen;
+    uint32_t handshakes_this_turn;
+    uint32_t conns;                           /* connections not yet delivered (handshaking) */
+    uint32_t ops;                             /* SQEs in flight referencing the server */
+    struct atoll_conn *held_head, *held_tail; /* delivered while paused */
+    struct atoll_server *next, *prev;
+};
+
+typedef enum atoll_conn_state {
+    ATOLL_CONN_HANDSHAKE = 0,
+    ATOLL_CONN_OPEN,
+    ATOLL_CONN_CLOSING, /* flushing, then shutdown + close */
+    ATOLL_CONN_DEAD,    /* fd closed; freed once no SQE refers to it */
+} atoll_conn_state;
+
+typedef struct atoll_conn_seg {
+    uint16_t bid;
+    uint32_t off, len;
+} atoll_conn_seg;
+
+struct atoll_conn {
+    struct atoll_isolate *iso;
+    struct atoll_server *server; /* NULL once delivered (not needed) */
+    atoll_server_stats *stats;   /* the server's counters (refcounted block) */
+    int fd;
+    atoll_conn_state state;
+    bool delivered;
+    bool tls;
+    WOLFSSL *ssl;
+    atoll_certificate *peer_cert;
+    char *alpn;
+    bool resumed;
+
+    atoll_conn_seg *segs; /* ring of received segments, grows if needed */
+    uint32_t seg_head, seg_count, seg_cap;
+    bool recv_cancelling;
+    bool recv_armed, recv_eof, recv_parked, paused, shut_rd;
+    bool read_closed_reported, closed_reported;
+
+    uint8_t *plain;
+    uint32_t plain_off, plain_len;
+    bool tls_eof; /* close_notify received */
+
+    uint8_t *wpend; /* TLS plaintext to retry after WANT_WRITE */
+    uint32_t wpend_len;
+    uint8_t *out;
+    uint32_t out_len, out_sent, send_len;
+    bool send_inflight;
+
+    bool shut_wr, fin_sent, close_requested, closing_started;
+    bool read_events, write_events, write_event_due, read_event_due;
+    bool in_ready, in_hs;
+    int close_status;
+
+    atoll_conn_callbacks cb;
+    void *user;
+    atoll_timer *hs_timer;
+    uint32_t ops;
+
+    atoll_address remote, local;
+    uint16_t remote_port, local_port;
+
+    struct atoll_conn *next, *prev;
+    struct atoll_conn *next_ready, *next_hs, *next_parked, *next_held;
+};
+
+/* net.c */
+int atoll__net_get(struct atoll_isolate *iso, atoll_net **out);
+void atoll__net_turn(struct atoll_isolate *iso);
+void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe);
+void atoll__net_teardown(struct atoll_isolate *iso);
+uint8_t *atoll__bufring_addr(atoll_bufring *b, uint16_t bid);
+void atoll__bufring_recycle(struct atoll_isolate *iso, uint16_t bid);
+
+/* server.c: the counters block outlives its server while connections
+ * count into it. */
+atoll_server_stats *atoll__stats_ref(atoll_server_stats *s);
+void atoll__stats_unref(atoll_server_stats *s);
+
+/* server.c */
+void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe *cqe);
+void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int status, const char *reason);
+void atoll__server_teardown(struct atoll_server *s);
+/* Starts connections accepted beyond last turn's budget. */
+void atoll__server_run_pending(struct atoll_server *s);
+
+/* conn.c */
+int atoll__conn_new(struct atoll_server *s, int fd, struct atoll_conn **out);
+void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe);
+void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe);
+void atoll__conn_close_cqe(struct atoll_conn *c, enum atoll_ud_kind kind, const struct io_uring_cqe *cqe);
+void atoll__conn_schedule(struct atoll_conn *c);
+void atoll__conn_dispatch(struct atoll_conn *c);
+void atoll__conn_fail(struct atoll_conn *c, int status);
+void atoll__conn_fail_reason(struct atoll_conn *c, int status, const char *reason);
+void atoll__conn_start_hs_timer(struct atoll_conn *c, uint32_t ms);
+void atoll__conn_arm_recv(struct atoll_conn *c);
+void atoll__conn_kick_send(struct atoll_conn *c);
+void atoll__conn_teardown(struct atoll_conn *c);
+/* Bytes received and not yet consumed (plain TCP: what read returns). */
+size_t atoll__conn_seg_bytes(const struct atoll_conn *c);
+/* Copies up to len received bytes out, recycling emptied buffers. */
+size_t atoll__conn_seg_take(struct atoll_conn *c, uint8_t *dst, size_t len);
+/* Appends to the output buffer; returns bytes taken. */
+size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len);
+
+/* conn_tls.c */
+int atoll__tls_conn_init(struct atoll_conn *c, WOLFSSL_CTX *ctx);
+void atoll__tls_handshake_step(struct atoll_conn *c);
+void atoll__tls_pump_input(struct atoll_conn *c);
+ssize_t atoll__tls_write(struct atoll_conn *c, const void *buf, size_t len);
+void atoll__tls_flush_pending(struct atoll_conn *c);
+void atoll__tls_shutdown_send(struct atoll_conn *c);
+int atoll__tls_ctx_for_server(struct atoll_server *s);
+/* Frees wolfSSL's per-thread caches; called as an isolate's thread ends. */
+void atoll__tls_thread_exit(void);
+void atoll__tls_ctx_put(struct atoll_isolate *iso, WOLFSSL_CTX *ctx);
+
+#endif /* ATOLL_ISOLATES_NET_PRIVATE_H */

@@ -1,0 +1,559 @@
+/*
+ * isolates/server.c: a server socket on one isolate: bind (after an
+ * off-loop lookup), multishot accept with back-off, pause/resume through the
+ * runtime's steering, graceful close, delivery of handshaked connections.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "isolates/net_private.h"
+#include "isolates/user_data.h"
+#include "runtime/resolver.h"
+
+/* After a close with live siblings, accept for this long past the last
+ * accepted connection: handshakes that were in SYN_RECV when steering moved
+ * away complete into our queue within a round trip. */
+#define ATOLL_CLOSE_LINGER_MS       100
+#define ATOLL_ACCEPT_BACKOFF_MIN_MS 10
+#define ATOLL_ACCEPT_BACKOFF_MAX_MS 1000
+
+typedef struct atoll_stats_block {
+    atoll_server_stats stats; /* first: the block is addressed by it */
+    uint32_t refs;
+} atoll_stats_block;
+
+atoll_server_stats *atoll__stats_ref(atoll_server_stats *s)
+{
+    ((atoll_stats_block *)(void *)s)->refs++;
+    return s;
+}
+
+void atoll__stats_unref(atoll_server_stats *s)
+{
+    atoll_stats_block *b = (atoll_stats_block *)(void *)s;
+    if (--b->refs == 0)
+        free(b);
+}
+
+void atoll_server_options_init(atoll_server_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->handshake_timeout_ms = 10000;
+    opts->handshakes_per_turn = 64;
+    opts->accepts_per_turn = 128;
+}
+
+/* Dart's _protocolsToLengthEncoding rules: each name 1..255 bytes, the
+ * encoded list below 2^13. */
+static int atoll_alpn_encode(const atoll_server_options *o, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (!o->supported_protocols_count)
+        return 0;
+    if (!o->supported_protocols)
+        return -EINVAL;
+    size_t total = 0;
+    for (size_t i = 0; i < o->supported_protocols_count; i++) {
+        const char *p = o->supported_protocols[i];
+        size_t n = p ? strlen(p) : 0;
+        if (n < 1 || n > 255)
+            return -EINVAL;
+        total += 1 + n;
+    }
+    if (total >= 8192)
+        return -EINVAL;
+    uint8_t *w = malloc(total);
+    if (!w)
+        return -ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < o->supported_protocols_count; i++) {
+        size_t n = strlen(o->supported_protocols[i]);
+        w[off++] = (uint8_t)n;
+        memcpy(w + off, o->supported_protocols[i], n);
+        off += n;
+    }
+    *out = w;
+    *out_len = total;
+    return 0;
+}
+
+static void atoll_server_unlink(struct atoll_server *s)
+{
+    atoll_net *net = s->iso->net;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        net->servers = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+}
+
+static void atoll_server_free(struct atoll_server *s)
+{
+    atoll_server_unlink(s);
+    if (s->backoff_timer)
+        atoll_timer_cancel(s->backoff_timer);
+    if (s->linger_timer)
+        atoll_timer_cancel(s->linger_timer);
+    if (s->wctx)
+        atoll__tls_ctx_put(s->iso, s->wctx);
+    if (s->sctx)
+        atoll_security_context_release(s->sctx);
+    atoll__stats_unref(s->stats);
+    for (uint32_t i = 0; i < s->npend; i++)
+        close(s->pend_fds[i]);
+    free(s->pend_fds);
+    free(s->alpn_wire);
+    s->iso->refs--;
+    free(s);
+}
+
+static void atoll_server_release_member(struct atoll_server *s)
+{
+    if (s->member && !s->released) {
+        atoll__listen_set_state(s->member, ATOLL_MEMBER_RETIRED);
+        atoll__listen_release(s->member);
+        s->released = true;
+        s->member = NULL;
+        s->fd = -1;
+    }
+}
+
+/* Ends a closing server once nothing refers to it any more. */
+static void atoll_server_maybe_finish(struct atoll_server *s)
+{
+    if (s->state != ATOLL_SRV_CLOSING || !s->released || s->accept_armed || s->ops || s->conns || s->npend ||
+        s->lookup_pending || s->held_head || s->closed_reported)
+        return;
+    s->closed_reported = true;
+    if (s->cb.on_closed)
+        s->cb.on_closed(s, s->user);
+    atoll_server_free(s);
+}
+
+static void atoll_server_admit(struct atoll_server *s, int fd);
+
+static void atoll_server_cancel_accept(struct atoll_server *s)
+{
+    if (!s->accept_armed)
+        return;
+    struct io_uring_sqe *sqe = atoll__sqe(s->iso);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, atoll_ud_make(ATOLL_UD_ACCEPT, (uintptr_t)s), 0);
+    io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_CANCEL, (uintptr_t)s));
+    s->iso->net->inflight++;
+}
+
+static void atoll_server_arm_accept(struct atoll_server *s)
+{
+    if (s->accept_armed || s->fd < 0 || s->backoff_timer)
+        return;
+    struct io_uring_sqe *sqe = atoll__sqe(s->iso);
+    if (!sqe)
+        return;
+    io_uring_prep_multishot_accept(sqe, s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_ACCEPT, (uintptr_t)s));
+    s->accept_armed = true;
+    s->ops++;
+    s->iso->net->inflight++;
+}
+
+static void atoll_server_backoff_fire(atoll_timer *t, void *user)
+{
+    struct atoll_server *s = user;
+    s->backoff_timer = NULL;
+    (void)t;
+    if (s->state == ATOLL_SRV_STARTED || (s->state == ATOLL_SRV_CLOSING && !s->released))
+        atoll_server_arm_accept(s);
+    atoll_server_maybe_finish(s);
+}
+
+/* Accepts what is left in the queue without waiting, then gives the socket
+ * back to the registry. Non-blocking accept4 calls: the queue is finite. */
+static void atoll_server_drain_and_release(struct atoll_server *s)
+{
+    atoll_server_cancel_accept(s);
+    for (;;) {
+        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        s->stats->accepted++;
+        atoll_server_admit(s, fd);
+    }
+    atoll_server_release_member(s);
+}
+
+static void atoll_server_linger_fire(atoll_timer *t, void *user)
+{
+    struct atoll_server *s = user;
+    (void)t;
+    s->linger_timer = NULL;
+    if (s->stats->accepted != s->accepted_at_linger) {
+        /* Still arriving: linger once more. */
+        s->accepted_at_linger = s->stats->accepted;
+        if (atoll_timer_start(s->iso, ATOLL_CLOSE_LINGER_MS, 0, atoll_server_linger_fire, s, &s->linger_timer) == 0)
+            return;
+    }
+    atoll_server_drain_and_release(s);
+    atoll_server_maybe_finish(s);
+}
+
+/* A new connection, within the turn's accept budget; beyond it the fd
+ * waits for the next turn so an accept storm cannot starve the loop. */
+static void atoll_server_admit(struct atoll_server *s, int fd)
+{
+    uint64_t turn = atomic_load_explicit(&s->iso->stats.loop_turns.v, memory_order_relaxed);
+    if (s->accept_turn != turn) {
+        s->accept_turn = turn;
+        s->accepted_this_turn = 0;
+    }
+    if (s->accepted_this_turn >= s->opts.accepts_per_turn) {
+        if (s->npend == s->pend_cap) {
+            uint32_t cap = s->pend_cap ? s->pend_cap * 2 : 64;
+            int *p = realloc(s->pend_fds, cap * sizeof(*p));
+            if (!p) {
+                close(fd);
+                s->stats->accept_errors++;
+                return;
+            }
+            s->pend_fds = p;
+            s->pend_cap = cap;
+        }
+        s->pend_fds[s->npend++] = fd;
+        s->iso->more_work = true;
+        return;
+    }
+    s->accepted_this_turn++;
+    struct atoll_conn *c;
+    atoll__conn_new(s, fd, &c);
+}
+
+void atoll__server_run_pending(struct atoll_server *s)
+{
+    uint32_t n = s->npend, i = 0;
+    s->npend = 0;
+    int *fds = s->pend_fds;
+    s->pend_fds = NULL;
+    s->pend_cap = 0;
+    for (; i < n; i++)
+        atoll_server_admit(s, fds[i]);
+    free(fds);
+    atoll_server_maybe_finish(s);
+}
+
+void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        s->accept_armed = false;
+        s->ops--;
+    }
+    if (cqe->res >= 0) {
+        s->stats->accepted++;
+        s->accept_backoff_ms = 0;
+        atoll_server_admit(s, cqe->res);
+    } else if (cqe->res != -ECANCELED) {
+        /* EMFILE, ENFILE, ENOBUFS, ...: never a stream error (Dart F7);
+         * counted, and accepting resumes after a growing pause instead of
+         * spinning on a condition that persists. */
+        s->stats->accept_errors++;
+        s->accept_backoff_ms = s->accept_backoff_ms ? s->accept_backoff_ms * 2 : ATOLL_ACCEPT_BACKOFF_MIN_MS;
+        if (s->accept_backoff_ms > ATOLL_ACCEPT_BACKOFF_MAX_MS)
+            s->accept_backoff_ms = ATOLL_ACCEPT_BACKOFF_MAX_MS;
+        if (!s->backoff_timer && !s->released)
+            atoll_timer_start(s->iso, s->accept_backoff_ms, 0, atoll_server_backoff_fire, s, &s->backoff_timer);
+    }
+    bool want = s->state == ATOLL_SRV_STARTED || (s->state == ATOLL_SRV_CLOSING && !s->released);
+    if (!s->accept_armed && want)
+        atoll_server_arm_accept(s);
+    atoll_server_maybe_finish(s);
+}
+
+static void atoll_server_deliver(struct atoll_server *s, struct atoll_conn *c)
+{
+    c->delivered = true;
+    c->server = NULL;
+    s->stats->handshakes++;
+    if (c->resumed)
+        s->stats->resumed++;
+    s->cb.on_connection(s, c, s->user);
+    /* Write events are on by default: the first one fires next turn. */
+    atoll__conn_schedule(c);
+}
+
+void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int status, const char *reason)
+{
+    s->conns--;
+    if (status == 0) {
+        if (s->paused && s->state == ATOLL_SRV_STARTED) {
+            /* Dart F4: handshakes finishing while paused wait for resume. */
+            c->next_held = NULL;
+            if (s->held_tail)
+                s->held_tail->next_held = c;
+            else
+                s->held_head = c;
+            s->held_tail = c;
+            s->conns++; /* still ours until delivered */
+            return;
+        }
+        atoll_server_deliver(s, c);
+    } else {
+        s->stats->handshake_errors++;
+        if (s->cb.on_error) {
+            atoll_server_error e = {.code = status,
+                                    .reason = reason ? reason : atoll_strerror(status),
+                                    .peer = c->remote,
+                                    .peer_port = c->remote_port};
+            s->cb.on_error(s, &e, s->user);
+        }
+    }
+    atoll_server_maybe_finish(s);
+}
+
+static void atoll_server_deliver_held(struct atoll_server *s)
+{
+    while (s->held_head) {
+        struct atoll_conn *c = s->held_head;
+        s->held_head = c->next_held;
+        if (!s->held_head)
+            s->held_tail = NULL;
+        c->next_held = NULL;
+        s->conns--;
+        atoll_server_deliver(s, c);
+    }
+}
+
+/* The bind itself, once the address is known. */
+static int atoll_server_do_bind(struct atoll_server *s, const atoll_address *addr)
+{
+    if (s->sctx) {
+        int ret = atoll__tls_ctx_for_server(s);
+        if (ret < 0)
+            return ret;
+    }
+    atoll_listen_request req = {.address = *addr,
+                                .port = s->port_req,
+                                .backlog = s->opts.backlog,
+                                .v6_only = s->opts.v6_only,
+                                .shared = s->opts.shared};
+    int ret = atoll__listen_bind(&req, &s->member, &s->fd, &s->port);
+    if (ret < 0)
+        return ret;
+    s->address = *addr;
+    return 0;
+}
+
+static void atoll_server_resolved(struct atoll_isolate *self, int status, const atoll_address *addr, void *user,
+                                  bool dropped)
+{
+    struct atoll_server *s = user;
+    (void)self;
+    s->lookup_pending = false;
+    if (dropped)
+        return; /* the isolate is exiting: teardown frees the server */
+    if (s->state == ATOLL_SRV_CLOSING) {
+        s->released = true; /* closed before it was bound: nothing to release */
+        atoll_server_maybe_finish(s);
+        return;
+    }
+    if (status == 0)
+        status = atoll_server_do_bind(s, addr);
+    if (status < 0) {
+        s->state = ATOLL_SRV_FAILED;
+        if (s->cb.on_bound)
+            s->cb.on_bound(s, status, s->user);
+        atoll_server_free(s);
+        return;
+    }
+    s->state = ATOLL_SRV_BOUND;
+    if (s->cb.on_bound)
+        s->cb.on_bound(s, 0, s->user);
+}
+
+int atoll_server_bind(atoll_isolate *self, const char *address, int port, const atoll_server_options *opts_in,
+                      atoll_security_context *ctx, const atoll_server_callbacks *cb, void *user, atoll_server **out)
+{
+    if (!atoll__on_owner_thread(self))
+        return ATOLL_E_WRONG_THREAD;
+    atoll_server_options opts;
+    if (opts_in)
+        opts = *opts_in;
+    else
+        atoll_server_options_init(&opts);
+    /* Argument errors first, before any I/O (Dart A1). */
+    if (!address || !*address || port < 0 || port > 65535 || opts.backlog < 0 || opts.backlog > 65535 || !cb ||
+        !cb->on_connection || !out)
+        return -EINVAL;
+    if (self->exiting)
+        return ATOLL_E_STOPPED;
+    if (opts.require_client_certificate)
+        opts.request_client_certificate = true; /* require implies request (Dart H1) */
+    if (opts.handshakes_per_turn == 0)
+        opts.handshakes_per_turn = 64;
+    if (opts.accepts_per_turn == 0)
+        opts.accepts_per_turn = 128;
+    uint8_t *alpn = NULL;
+    size_t alpn_len = 0;
+    int ret = atoll_alpn_encode(&opts, &alpn, &alpn_len);
+    if (ret < 0)
+        return ret;
+    opts.supported_protocols = NULL; /* the caller's array is not kept */
+    atoll_net *net;
+    ret = atoll__net_get(self, &net);
+    struct atoll_server *s = ret == 0 ? calloc(1, sizeof(*s)) : NULL;
+    atoll_stats_block *sb = s ? calloc(1, sizeof(*sb)) : NULL;
+    if (!sb) {
+        free(s);
+        free(alpn);
+        return ret < 0 ? ret : -ENOMEM;
+    }
+    sb->refs = 1;
+    s->stats = &sb->stats;
+    s->iso = self;
+    s->opts = opts;
+    s->alpn_wire = alpn;
+    s->alpn_len = alpn_len;
+    s->cb = *cb;
+    s->user = user;
+    s->fd = -1;
+    s->port_req = port;
+    if (ctx) {
+        atoll__security_context_acquire(ctx);
+        s->sctx = ctx;
+    }
+    s->next = net->servers;
+    if (net->servers)
+        net->servers->prev = s;
+    net->servers = s;
+    self->refs++;
+    s->lookup_pending = true;
+    ret = atoll__resolve(self, address, atoll_server_resolved, s);
+    if (ret < 0) {
+        s->lookup_pending = false;
+        atoll_server_free(s);
+        return ret;
+    }
+    *out = s;
+    return 0;
+}
+
+int atoll_server_start(atoll_server *s)
+{
+    if (!s || !atoll__on_owner_thread(s->iso))
+        return s ? ATOLL_E_WRONG_THREAD : -EINVAL;
+    if (s->state != ATOLL_SRV_BOUND)
+        return ATOLL_E_STATE;
+    int ret = atoll__listen_set_state(s->member, ATOLL_MEMBER_ACTIVE);
+    if (ret < 0)
+        return ret;
+    s->state = ATOLL_SRV_STARTED;
+    atoll_server_arm_accept(s);
+    return 0;
+}
+
+int atoll_server_pause(atoll_server *s)
+{
+    if (!s || !atoll__on_owner_thread(s->iso))
+        return s ? ATOLL_E_WRONG_THREAD : -EINVAL;
+    if (s->state != ATOLL_SRV_STARTED)
+        return ATOLL_E_STATE;
+    if (s->paused)
+        return 0;
+    int ret = atoll__listen_set_state(s->member, ATOLL_MEMBER_PAUSED);
+    if (ret < 0)
+        return ret;
+    /* Accept stays armed: it takes only what was queued before the pause,
+     * and those connections are handshaked and held until resume. */
+    s->paused = true;
+    return 0;
+}
+
+int atoll_server_resume(atoll_server *s)
+{
+    if (!s || !atoll__on_owner_thread(s->iso))
+        return s ? ATOLL_E_WRONG_THREAD : -EINVAL;
+    if (s->state != ATOLL_SRV_STARTED)
+        return ATOLL_E_STATE;
+    if (!s->paused)
+        return 0;
+    int ret = atoll__listen_set_state(s->member, ATOLL_MEMBER_ACTIVE);
+    if (ret < 0)
+        return ret;
+    s->paused = false;
+    atoll_server_deliver_held(s);
+    return 0;
+}
+
+int atoll_server_close(atoll_server *s)
+{
+    if (!s || !atoll__on_owner_thread(s->iso))
+        return s ? ATOLL_E_WRONG_THREAD : -EINVAL;
+    if (s->state == ATOLL_SRV_CLOSING || s->state == ATOLL_SRV_FAILED)
+        return 0;
+    atoll_server_state was = s->state;
+    s->state = ATOLL_SRV_CLOSING;
+    if (was == ATOLL_SRV_RESOLVING)
+        return 0; /* finished when the lookup returns */
+    s->paused = false;
+    atoll_server_deliver_held(s);
+    if (atoll__listen_live_siblings(s->member) > 0) {
+        /* Others serve the tuple: steer away now, keep accepting what is
+         * already queued here (and what completes its handshake into our
+         * queue shortly), then give the socket back. No client is reset. */
+        atoll__listen_set_state(s->member, ATOLL_MEMBER_RETIRED);
+        s->retired = true;
+        atoll_server_arm_accept(s);
+        s->accepted_at_linger = s->stats->accepted;
+        if (atoll_timer_start(s->iso, ATOLL_CLOSE_LINGER_MS, 0, atoll_server_linger_fire, s, &s->linger_timer) < 0)
+            atoll_server_drain_and_release(s);
+    } else {
+        /* The last one: like Dart's last close, the socket goes now and the
+         * registry forgets the tuple synchronously (Dart C10, stricter). The
+         * cancel is submitted first so the kernel drops its reference. */
+        atoll_server_cancel_accept(s);
+        io_uring_submit(&s->iso->ring);
+        atoll_server_release_member(s);
+    }
+    atoll_server_maybe_finish(s);
+    return 0;
+}
+
+uint16_t atoll_server_port(const atoll_server *s)
+{
+    return s->port;
+}
+
+const atoll_address *atoll_server_address(const atoll_server *s)
+{
+    return &s->address;
+}
+
+atoll_isolate *atoll_server_isolate(const atoll_server *s)
+{
+    return s->iso;
+}
+
+void atoll_server_stats_get(const atoll_server *s, atoll_server_stats *out)
+{
+    *out = *s->stats;
+}
+
+void atoll__server_teardown(struct atoll_server *s)
+{
+    while (s->held_head) {
+        struct atoll_conn *c = s->held_head;
+        s->held_head = c->next_held;
+        c->next_held = NULL;
+    }
+    atoll_server_release_member(s);
+    /* Isolate exit: the application hears on_closed once, to release. */
+    if (!s->closed_reported && s->state != ATOLL_SRV_FAILED && s->cb.on_closed) {
+        s->closed_reported = true;
+        s->cb.on_closed(s, s->user);
+    }
+    atoll_server_free(s);
+}

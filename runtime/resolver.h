@@ -1,0 +1,27 @@
+/*
+ * runtime/resolver.h: host name lookup off the isolate's loop. Internal.
+ */
+#ifndef ATOLL_RUNTIME_RESOLVER_H
+#define ATOLL_RUNTIME_RESOLVER_H
+
+#include "atoll/net.h"
+#include "runtime/runtime_private.h"
+
+/* Result: status 0 and the first address, ATOLL_E_LOOKUP, -EINVAL (a '%'
+ * scope suffix) or -ENOMEM; `dropped` is true when the isolate is exiting
+ * (release `user`, touch nothing else). Runs on the requesting isolate. */
+typedef void (*atoll_resolve_fn)(struct atoll_isolate *self, int status, const atoll_address *addr, void *user,
+                                 bool dropped);
+
+/*
+ * Looks `host` up as Dart does (getaddrinfo with AF_UNSPEC, SOCK_STREAM and
+ * AI_ADDRCONFIG, retried without AI_ADDRCONFIG; the first result is used;
+ * numeric strings pass through unchanged) and delivers the result on `self`
+ * at a later turn, never inside this call. Host names are looked up on a
+ * short-lived thread of their own: getaddrinfo blocks, the loop must not.
+ * Returns 0 or -ENOMEM / -EAGAIN (then `cb` will not run).
+ * Thread: the isolate `self`.
+ */
+int atoll__resolve(struct atoll_isolate *self, const char *host, atoll_resolve_fn cb, void *user);
+
+#endif /* ATOLL_RUNTIME_RESOLVER_H */

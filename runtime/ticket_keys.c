@@ -1,0 +1,189 @@
+/*
+ * runtime/ticket_keys.c: session-ticket keys shared by every isolate, and
+ * the wolfSSL callback that seals and opens tickets with them.
+ *
+ * Ticket layout (wolfSSL owns the framing; we fill its fields):
+ *   key_name = 8-byte magic naming the AEAD || epoch (64-bit big endian)
+ *   iv       = 16 random bytes; the first 12 are the AEAD nonce
+ *   mac      = the 16-byte AEAD tag, then 16 zero bytes
+ *   ticket   = wolfSSL's internal ticket, encrypted in place
+ * The AAD is key_name || iv, so neither can be swapped between tickets.
+ * Keys are derived per call (one HKDF, cheap next to a handshake) rather
+ * than cached, which keeps the callback free of mutable state: any isolate
+ * can open any other isolate's tickets with nothing but the master secret.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/aes.h>
+#include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <wolfssl/wolfcrypt/hmac.h>
+#include <wolfssl/wolfcrypt/random.h>
+
+#include "runtime/tls_context.h"
+
+#define TICKET_MAGIC_SZ 8
+#define TICKET_NONCE_SZ 12
+#define TICKET_TAG_SZ   16
+
+/* The magic names the AEAD, so a ticket is opened with the algorithm that
+ * sealed it even if the preference differs (e.g. another build). */
+static const unsigned char magic_aes[TICKET_MAGIC_SZ] = {'a', 't', 'o', 'l', 'l', 'T', 'A', '1'};
+static const unsigned char magic_chacha[TICKET_MAGIC_SZ] = {'a', 't', 'o', 'l', 'l', 'T', 'C', '1'};
+
+enum ticket_aead { AEAD_AES128_GCM, AEAD_CHACHA20_POLY1305 };
+
+_Static_assert(WOLFSSL_TICKET_NAME_SZ == TICKET_MAGIC_SZ + 8, "key_name holds magic + epoch");
+_Static_assert(WOLFSSL_TICKET_IV_SZ >= TICKET_NONCE_SZ, "iv holds the nonce");
+_Static_assert(WOLFSSL_TICKET_MAC_SZ >= TICKET_TAG_SZ, "mac holds the tag");
+
+int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s)
+{
+    if (keys == NULL)
+        return -EINVAL;
+    WC_RNG rng;
+    if (wc_InitRng(&rng) != 0)
+        return -EIO;
+    int rc = wc_RNG_GenerateBlock(&rng, keys->master, sizeof(keys->master));
+    wc_FreeRng(&rng);
+    if (rc != 0) {
+        explicit_bzero(keys->master, sizeof(keys->master));
+        return -EIO;
+    }
+    keys->rotation_s = rotation_s != 0 ? rotation_s : 3600;
+    return 0;
+}
+
+bool atoll__tls_aes_fast(void)
+{
+#if defined(WOLFSSL_AESNI) && (defined(__x86_64__) || defined(__i386__))
+    /* The build's AES-NI code checks the CPU at run time too and falls back
+     * to slow table AES without it: both must hold. (libgcc's constructor
+     * has filled the CPU model before main; no __builtin_cpu_init, whose
+     * writes would race between isolates.) */
+    return __builtin_cpu_supports("aes") != 0;
+#else
+    return false;
+#endif
+}
+
+const char *atoll__tls_cipher_preference(void)
+{
+    return atoll__tls_aes_fast() ? "AES-GCM first (AES-NI)" : "ChaCha20-Poly1305 first (no AES-NI)";
+}
+
+static uint64_t current_epoch(const atoll_ticket_keys *keys)
+{
+    uint32_t period = keys->rotation_s != 0 ? keys->rotation_s : 3600;
+    time_t now = time(NULL);
+    return now > 0 ? (uint64_t)now / period : 0;
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* key = HKDF-SHA256(master, info = label || magic || epoch). */
+static int derive_key(const atoll_ticket_keys *keys, const unsigned char *magic, uint64_t epoch, unsigned char *key,
+                      word32 key_len)
+{
+    static const char label[] = "atoll session ticket key";
+    unsigned char info[sizeof(label) - 1 + TICKET_MAGIC_SZ + 8];
+    memcpy(info, label, sizeof(label) - 1);
+    memcpy(info + sizeof(label) - 1, magic, TICKET_MAGIC_SZ);
+    put_be64(info + sizeof(label) - 1 + TICKET_MAGIC_SZ, epoch);
+    return wc_HKDF(WC_SHA256, keys->master, sizeof(keys->master), NULL, 0, info, sizeof(info), key, key_len);
+}
+
+/* Runs the AEAD in place over ticket[0, len). Returns 0, or nonzero on any
+ * failure (for open: a forged or damaged ticket). */
+static int aead(enum ticket_aead alg, bool seal, const unsigned char *key, const unsigned char *nonce,
+                const unsigned char *aad, word32 aad_len, unsigned char *data, word32 len, unsigned char *tag)
+{
+    if (alg == AEAD_CHACHA20_POLY1305) {
+        return seal ? wc_ChaCha20Poly1305_Encrypt(key, nonce, aad, aad_len, data, len, data, tag)
+                    : wc_ChaCha20Poly1305_Decrypt(key, nonce, aad, aad_len, data, len, tag, data);
+    }
+    Aes aes;
+    int rc = wc_AesInit(&aes, NULL, INVALID_DEVID);
+    if (rc != 0)
+        return rc;
+    rc = wc_AesGcmSetKey(&aes, key, AES_128_KEY_SIZE);
+    if (rc == 0) {
+        rc = seal ? wc_AesGcmEncrypt(&aes, data, data, len, nonce, TICKET_NONCE_SZ, tag, TICKET_TAG_SZ, aad, aad_len)
+                  : wc_AesGcmDecrypt(&aes, data, data, len, nonce, TICKET_NONCE_SZ, tag, TICKET_TAG_SZ, aad, aad_len);
+    }
+    wc_AesFree(&aes);
+    return rc;
+}
+
+int atoll__ticket_key_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
+                         unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc,
+                         unsigned char *ticket, int in_len, int *out_len, void *user)
+{
+    const atoll_ticket_keys *keys = user;
+    if (keys == NULL || ticket == NULL || in_len <= 0 || out_len == NULL)
+        return WOLFSSL_TICKET_RET_FATAL;
+
+    uint64_t now = current_epoch(keys);
+    enum ticket_aead alg;
+    uint64_t epoch;
+    int ok;
+    if (enc) {
+        alg = atoll__tls_aes_fast() ? AEAD_AES128_GCM : AEAD_CHACHA20_POLY1305;
+        epoch = now;
+        memcpy(key_name, alg == AEAD_AES128_GCM ? magic_aes : magic_chacha, TICKET_MAGIC_SZ);
+        put_be64(key_name + TICKET_MAGIC_SZ, epoch);
+        /* getrandom: no RNG object to keep per thread; fails only if the
+         * kernel pool is not initialised yet (no ticket then). */
+        if (getrandom(iv, WOLFSSL_TICKET_IV_SZ, 0) != WOLFSSL_TICKET_IV_SZ)
+            return WOLFSSL_TICKET_RET_FATAL;
+        memset(mac, 0, WOLFSSL_TICKET_MAC_SZ);
+        ok = WOLFSSL_TICKET_RET_OK;
+    } else {
+        if (memcmp(key_name, magic_aes, TICKET_MAGIC_SZ) == 0)
+            alg = AEAD_AES128_GCM;
+        else if (memcmp(key_name, magic_chacha, TICKET_MAGIC_SZ) == 0)
+            alg = AEAD_CHACHA20_POLY1305;
+        else
+            return WOLFSSL_TICKET_RET_REJECT; /* not ours: full handshake */
+        epoch = get_be64(key_name + TICKET_MAGIC_SZ);
+        if (epoch == now)
+            ok = WOLFSSL_TICKET_RET_OK;
+        else if (now > 0 && epoch == now - 1)
+            ok = WOLFSSL_TICKET_RET_CREATE; /* still good; reissue under the current key */
+        else
+            return WOLFSSL_TICKET_RET_REJECT; /* expired or from the future */
+    }
+
+    unsigned char key[CHACHA20_POLY1305_AEAD_KEYSIZE];
+    word32 key_len = alg == AEAD_AES128_GCM ? AES_128_KEY_SIZE : CHACHA20_POLY1305_AEAD_KEYSIZE;
+    unsigned char aad[WOLFSSL_TICKET_NAME_SZ + WOLFSSL_TICKET_IV_SZ];
+    memcpy(aad, key_name, WOLFSSL_TICKET_NAME_SZ);
+    memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
+
+    int rc = derive_key(keys, key_name, epoch, key, key_len);
+    if (rc == 0)
+        rc = aead(alg, enc != 0, key, iv, aad, sizeof(aad), ticket, (word32)in_len, mac);
+    explicit_bzero(key, sizeof(key));
+    if (rc != 0)
+        return enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
+    *out_len = in_len; /* AEAD in place: same length, tag lives in mac */
+    return ok;
+}
