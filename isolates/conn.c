@@ -151,23 +151,16 @@ static void atoll_conn_maybe_free(struct atoll_conn *c)
         atoll_conn_free(c);
 }
 
-int atoll__conn_new(struct atoll_server *s, int fd, struct atoll_conn **out)
+struct atoll_conn *atoll__conn_alloc(struct atoll_isolate *iso, int fd, atoll_server_stats *stats)
 {
-    struct atoll_isolate *iso = s->iso;
     struct atoll_conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        close(fd);
-        s->stats->accept_errors++;
-        return -ENOMEM;
-    }
+    if (!c)
+        return NULL;
     c->iso = iso;
-    c->server = s;
-    c->stats = atoll__stats_ref(s->stats);
+    c->stats = atoll__stats_ref(stats);
     c->fd = fd;
     c->read_events = c->write_events = true;
     c->write_event_due = true;
-    c->local = s->address; /* Dart J1: the server's bind address and port */
-    c->local_port = s->port;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
@@ -178,6 +171,20 @@ int atoll__conn_new(struct atoll_server *s, int fd, struct atoll_conn **out)
         net->conns->prev = c;
     net->conns = c;
     iso->refs++;
+    return c;
+}
+
+int atoll__conn_new(struct atoll_server *s, int fd, struct atoll_conn **out)
+{
+    struct atoll_conn *c = atoll__conn_alloc(s->iso, fd, s->stats);
+    if (!c) {
+        close(fd);
+        s->stats->accept_errors++;
+        return -ENOMEM;
+    }
+    c->server = s;
+    c->local = s->address; /* Dart J1: the server's bind address and port */
+    c->local_port = s->port;
     s->conns++;
     *out = c;
 
@@ -498,6 +505,10 @@ void atoll__conn_fail_reason(struct atoll_conn *c, int status, const char *reaso
         struct atoll_server *s = c->server;
         c->server = NULL;
         atoll__server_conn_done(s, c, status, reason);
+    } else if (c->state == ATOLL_CONN_HANDSHAKE && c->client) {
+        struct atoll_connect_req *req = c->client;
+        c->client = NULL;
+        atoll__client_done(req, NULL, status);
     }
     atoll_conn_close_start(c);
     atoll_conn_maybe_free(c);

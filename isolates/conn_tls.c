@@ -58,6 +58,12 @@ static int atoll_tls_alpn_select(WOLFSSL *ssl, const unsigned char **out, unsign
     return SSL_TLSEXT_ERR_NOACK;
 }
 
+void atoll__tls_set_io(WOLFSSL_CTX *ctx)
+{
+    wolfSSL_CTX_SetIORecv(ctx, atoll_tls_io_recv);
+    wolfSSL_CTX_SetIOSend(ctx, atoll_tls_io_send);
+}
+
 int atoll__tls_ctx_for_server(struct atoll_server *s)
 {
     atoll_net *net = s->iso->net;
@@ -77,8 +83,7 @@ int atoll__tls_ctx_for_server(struct atoll_server *s)
     int ret = atoll__tls_server_ctx_new(s->sctx, tickets ? &s->iso->rt->tickets : NULL, &ctx);
     if (ret < 0)
         return ret;
-    wolfSSL_CTX_SetIORecv(ctx, atoll_tls_io_recv);
-    wolfSSL_CTX_SetIOSend(ctx, atoll_tls_io_send);
+    atoll__tls_set_io(ctx);
     wolfSSL_CTX_set_alpn_select_cb(ctx, atoll_tls_alpn_select, NULL);
     atoll__security_context_acquire(s->sctx);
     e[net->ntls_ctxs++] = (atoll_tls_ctx_entry){.sctx = s->sctx, .tickets = tickets, .ctx = ctx, .users = 1};
@@ -145,6 +150,7 @@ static int atoll_tls_classify(int err)
     case ASN_PATHLEN_INV_E:
     case ASN_AFTER_DATE_E:
     case ASN_BEFORE_DATE_E:
+    case DOMAIN_NAME_MISMATCH:
         return ATOLL_E_CERTIFICATE;
     case UNKNOWN_ALPN_PROTOCOL_NAME_E:
         return ATOLL_E_ALPN;
@@ -161,6 +167,8 @@ static void atoll_tls_fail(struct atoll_conn *c, int err)
     char reason[96];
     wolfSSL_ERR_error_string_n((unsigned long)err, reason, sizeof(reason));
     int status = atoll_tls_classify(err);
+    if (getenv("ATOLL_DEBUG_TLS"))
+        fprintf(stderr, "tls fail: %s err=%d %s\n", c->client ? "client" : "server", err, reason);
     if (status == ATOLL_E_PEER_CLOSED)
         snprintf(reason, sizeof(reason), "%s", atoll_strerror(ATOLL_E_PEER_CLOSED));
     atoll__conn_kick_send(c); /* let the alert out */
@@ -169,11 +177,11 @@ static void atoll_tls_fail(struct atoll_conn *c, int err)
 
 void atoll__tls_handshake_step(struct atoll_conn *c)
 {
-    if (c->state != ATOLL_CONN_HANDSHAKE || !c->server) {
+    if (c->state != ATOLL_CONN_HANDSHAKE || (!c->server && !c->client)) {
         atoll__conn_fail(c, 0); /* no-op on a closing connection: frees if dead */
         return;
     }
-    int r = wolfSSL_accept(c->ssl);
+    int r = c->client ? wolfSSL_connect(c->ssl) : wolfSSL_accept(c->ssl);
     atoll__conn_kick_send(c);
     if (r != WOLFSSL_SUCCESS) {
         int err = wolfSSL_get_error(c->ssl, r);
@@ -203,8 +211,14 @@ void atoll__tls_handshake_step(struct atoll_conn *c)
     }
     c->resumed = wolfSSL_session_reused(c->ssl) == 1;
     c->state = ATOLL_CONN_OPEN;
-    struct atoll_server *s = c->server;
-    atoll__server_conn_done(s, c, 0, NULL);
+    if (c->client) {
+        struct atoll_connect_req *req = c->client;
+        c->client = NULL;
+        atoll__client_done(req, c, 0);
+    } else {
+        struct atoll_server *s = c->server;
+        atoll__server_conn_done(s, c, 0, NULL);
+    }
     /* Application data may have come with the client's Finished. */
     atoll__tls_pump_input(c);
     if (c->plain_len || c->recv_eof) {

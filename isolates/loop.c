@@ -59,6 +59,7 @@ static void atoll_cqe_dispatch(struct atoll_isolate *iso, const struct io_uring_
     case ATOLL_UD_SHUTDOWN:
     case ATOLL_UD_CLOSE:
     case ATOLL_UD_CANCEL:
+    case ATOLL_UD_CONNECT:
         if (iso->net)
             atoll__net_cqe(iso, cqe);
         break;

@@ -56,7 +56,14 @@ int atoll__net_get(struct atoll_isolate *iso, atoll_net **out)
         if (!net)
             return -ENOMEM;
         int ret = atoll_bufring_init(iso, &net->bufs);
+        net->client_stats = ret == 0 ? atoll__stats_new() : NULL;
+        if (ret == 0 && !net->client_stats)
+            ret = -ENOMEM;
         if (ret < 0) {
+            if (net->bufs.ready) {
+                free(net->bufs.base);
+                munmap(net->bufs.br, net->bufs.ring_bytes);
+            }
             free(net);
             return ret;
         }
@@ -111,6 +118,9 @@ void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
     case ATOLL_UD_CANCEL:
         iso->net->inflight--;
         break; /* the cancelled op reports on its own CQE */
+    case ATOLL_UD_CONNECT:
+        atoll__connect_cqe(obj, cqe);
+        break;
     default:
         break;
     }
@@ -183,8 +193,11 @@ void atoll__net_teardown(struct atoll_isolate *iso)
         return;
     while (net->servers)
         atoll__server_teardown(net->servers);
+    atoll__client_teardown(net); /* detaches handshaking client connections */
     while (net->conns)
         atoll__conn_teardown(net->conns);
+    atoll__stats_unref(net->client_stats);
+    net->client_stats = NULL;
     /* Cancel whatever the kernel still holds for us and reap it, so no
      * buffer is written or read after it is freed. */
     if (net->inflight) {

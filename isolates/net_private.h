@@ -54,7 +54,10 @@ typedef struct atoll_net {
     struct atoll_conn *hs_tail;
     atoll_tls_ctx_entry *tls_ctxs;
     uint32_t ntls_ctxs;
-    uint32_t inflight; /* SQEs in the kernel for net objects */
+    uint32_t inflight;                    /* SQEs in the kernel for net objects */
+    atoll_server_stats *client_stats;     /* counters of outgoing connections */
+    struct atoll_client_ctx *client_ctxs; /* client wolfSSL contexts */
+    struct atoll_connect_req *reqs;       /* connects in progress */
 } atoll_net;
 
 typedef enum atoll_server_state {
@@ -115,10 +118,13 @@ typedef struct atoll_conn_seg {
     uint32_t off, len;
 } atoll_conn_seg;
 
+struct atoll_connect_req;
+
 struct atoll_conn {
     struct atoll_isolate *iso;
-    struct atoll_server *server; /* NULL once delivered (not needed) */
-    atoll_server_stats *stats;   /* the server's counters (refcounted block) */
+    struct atoll_server *server;      /* server side, until delivered */
+    struct atoll_connect_req *client; /* client side, until delivered */
+    atoll_server_stats *stats;        /* the server's counters (refcounted block) */
     int fd;
     atoll_conn_state state;
     bool delivered;
@@ -172,6 +178,7 @@ void atoll__bufring_recycle(struct atoll_isolate *iso, uint16_t bid);
 /* server.c: the counters block outlives its server while connections
  * count into it. */
 atoll_server_stats *atoll__stats_ref(atoll_server_stats *s);
+atoll_server_stats *atoll__stats_new(void);
 void atoll__stats_unref(atoll_server_stats *s);
 
 /* server.c */
@@ -201,6 +208,14 @@ size_t atoll__conn_seg_take(struct atoll_conn *c, uint8_t *dst, size_t len);
 /* Appends to the output buffer; returns bytes taken. */
 size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len);
 
+/* client.c */
+struct atoll_conn *atoll__conn_alloc(struct atoll_isolate *iso, int fd, atoll_server_stats *stats);
+void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe *cqe);
+/* The client handshake finished (status 0) or failed: report and let go. */
+void atoll__client_done(struct atoll_connect_req *req, struct atoll_conn *c, int status);
+int atoll__tls_client_init(struct atoll_conn *c);
+void atoll__client_teardown(atoll_net *net);
+
 /* conn_tls.c */
 int atoll__tls_conn_init(struct atoll_conn *c, WOLFSSL_CTX *ctx);
 void atoll__tls_handshake_step(struct atoll_conn *c);
@@ -209,6 +224,8 @@ ssize_t atoll__tls_write(struct atoll_conn *c, const void *buf, size_t len);
 void atoll__tls_flush_pending(struct atoll_conn *c);
 void atoll__tls_shutdown_send(struct atoll_conn *c);
 int atoll__tls_ctx_for_server(struct atoll_server *s);
+/* Installs the custom I/O callbacks (no socket I/O inside wolfSSL). */
+void atoll__tls_set_io(WOLFSSL_CTX *ctx);
 /* Frees wolfSSL's per-thread caches; called as an isolate's thread ends. */
 void atoll__tls_thread_exit(void);
 void atoll__tls_ctx_put(struct atoll_isolate *iso, WOLFSSL_CTX *ctx);

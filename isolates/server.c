@@ -31,6 +31,15 @@ atoll_server_stats *atoll__stats_ref(atoll_server_stats *s)
     return s;
 }
 
+atoll_server_stats *atoll__stats_new(void)
+{
+    atoll_stats_block *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    return &b->stats;
+}
+
 void atoll__stats_unref(atoll_server_stats *s)
 {
     atoll_stats_block *b = (atoll_stats_block *)(void *)s;

@@ -24,6 +24,7 @@ enum atoll_ud_kind {
     ATOLL_UD_CLOSE = 8,        /* close of the socket; payload: atoll_conn * */
     ATOLL_UD_CANCEL = 9,       /* async cancel; payload: the object whose op is
                                   cancelled (result only counted) */
+    ATOLL_UD_CONNECT = 10,     /* connect; payload: atoll_connect_req * */
     ATOLL_UD_KIND_COUNT
 };
 

@@ -827,3 +827,47 @@ int atoll__tls_server_ctx_new(atoll_security_context *ctx, atoll_ticket_keys *ke
     *out = w;
     return 0;
 }
+
+int atoll__tls_client_ctx_new(atoll_security_context *ctx, const char *ca_file, WOLFSSL_CTX **out)
+{
+    *out = NULL;
+    WOLFSSL_CTX *w = wolfSSL_CTX_new(wolfTLS_client_method());
+    if (w == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    if (wolfSSL_CTX_SetMinVersion(w, ctx ? ctx->min_version : WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS)
+        rc = ATOLL_E_TLS_MATERIAL;
+    if (ctx != NULL) {
+        atomic_store(&ctx->in_use, true); /* shared read-only from now on */
+        if (rc == 0 && ctx->chain.data != NULL &&
+            wolfSSL_CTX_use_certificate_chain_buffer_format(w, ctx->chain.data, (long)ctx->chain.len,
+                                                            ctx->chain.format) != WOLFSSL_SUCCESS)
+            rc = ATOLL_E_TLS_MATERIAL;
+        if (rc == 0 && ctx->key.data != NULL &&
+            wolfSSL_CTX_use_PrivateKey_buffer(w, ctx->key.data, (long)ctx->key.len, WOLFSSL_FILETYPE_ASN1) !=
+                WOLFSSL_SUCCESS)
+            rc = ATOLL_E_TLS_MATERIAL;
+        for (size_t i = 0; rc == 0 && i < ctx->ntrusted; i++) {
+            const blob *b = &ctx->trusted[i];
+            if (wolfSSL_CTX_load_verify_buffer(w, b->data, (long)b->len, b->format) != WOLFSSL_SUCCESS)
+                rc = ATOLL_E_TLS_MATERIAL;
+        }
+    }
+    if (rc == 0 && ca_file != NULL && wolfSSL_CTX_load_verify_locations(w, ca_file, NULL) != WOLFSSL_SUCCESS)
+        rc = ATOLL_E_TLS_MATERIAL;
+    if (rc == 0 && wolfSSL_CTX_set_cipher_list(w, atoll__tls_aes_fast() ? ciphers_aes_first : ciphers_chacha_first) !=
+                       WOLFSSL_SUCCESS)
+        rc = ATOLL_E_TLS_MATERIAL;
+    if (rc == 0) {
+        /* X25519 first: the key share sent in the ClientHello. */
+        int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
+        if (wolfSSL_CTX_set_groups(w, groups, (int)(sizeof(groups) / sizeof(groups[0]))) != WOLFSSL_SUCCESS)
+            rc = ATOLL_E_TLS_MATERIAL;
+    }
+    if (rc != 0) {
+        wolfSSL_CTX_free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}

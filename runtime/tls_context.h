@@ -64,6 +64,17 @@ const char *atoll__tls_cipher_preference(void);
  */
 int atoll__tls_server_ctx_new(atoll_security_context *ctx, atoll_ticket_keys *keys, WOLFSSL_CTX **out);
 
+/*
+ * Builds a wolfSSL client context (TLS 1.2 minimum, or the context's
+ * minimum; the same cipher and group preferences as servers) trusting the
+ * certificates of `ctx` (may be NULL) and of the PEM file `ca_file` (may be
+ * NULL), presenting ctx's certificate chain and key as client certificate
+ * when set. Verification mode is set per connection by the caller.
+ * Returns 0, -ENOMEM or ATOLL_E_TLS_MATERIAL.
+ * Thread: the isolate that will use it.
+ */
+int atoll__tls_client_ctx_new(atoll_security_context *ctx, const char *ca_file, WOLFSSL_CTX **out);
+
 /* Reference counting for servers bound with a context. */
 void atoll__security_context_acquire(atoll_security_context *ctx);
 

@@ -21,5 +21,6 @@
 #include "tls.h"
 #include "conn.h"
 #include "server.h"
+#include "client.h"
 
 #endif /* ATOLL_ATOLL_H */

@@ -1,0 +1,304 @@
+/*
+ * test_client: atoll_connect from an isolate, against atoll's own servers
+ * and against openssl s_server (an independent server): plain and TLS,
+ * verification by CA file and host name, insecure mode, ALPN, resumption,
+ * refused / unknown host / timeout errors.
+ */
+#include "net_support.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CERT(f) ATOLL_TEST_CERTS_DIR "/" f
+
+typedef struct cl {
+    const char *host;
+    int port;
+    atoll_connect_options opts;
+    const char *send; /* written once connected */
+    size_t expect;    /* bytes to read before closing; 0: read until EOF */
+    int status;       /* on_connect status */
+    char alpn[32];
+    bool resumed;
+    char got[65536];
+    size_t got_len;
+    atoll_session *session; /* exported after the reads */
+    sup_latch done;
+} cl;
+
+static void cl_finish(atoll_conn *c, cl *x)
+{
+    if (!x->session)
+        x->session = atoll_conn_session(c);
+    atoll_conn_close(c);
+}
+
+static void cl_on_read(atoll_conn *c, void *user)
+{
+    cl *x = user;
+    ssize_t n;
+    while ((n = atoll_conn_read(c, x->got + x->got_len, sizeof(x->got) - 1 - x->got_len)) > 0)
+        x->got_len += (size_t)n;
+    if (x->expect && x->got_len >= x->expect)
+        cl_finish(c, x);
+}
+
+static void cl_on_read_closed(atoll_conn *c, void *user)
+{
+    cl_finish(c, user);
+}
+
+static void cl_on_closed(atoll_conn *c, int status, void *user)
+{
+    cl *x = user;
+    (void)c;
+    (void)status;
+    sup_latch_signal(&x->done);
+}
+
+static void cl_on_connect(atoll_conn *c, int status, void *user)
+{
+    cl *x = user;
+    x->status = status;
+    if (!c) {
+        sup_latch_signal(&x->done);
+        return;
+    }
+    const char *p = atoll_conn_selected_protocol(c);
+    snprintf(x->alpn, sizeof(x->alpn), "%s", p ? p : "");
+    x->resumed = atoll_conn_resumed(c);
+    static const atoll_conn_callbacks cb = {
+        .on_read = cl_on_read, .on_read_closed = cl_on_read_closed, .on_closed = cl_on_closed};
+    atoll_conn_set_callbacks(c, &cb, x);
+    if (x->send) {
+        ssize_t w = atoll_conn_write(c, x->send, strlen(x->send));
+        SUP_CHECK(w == (ssize_t)strlen(x->send), "write %zd", w);
+    }
+}
+
+static void cl_start_on(atoll_isolate *self, void *arg)
+{
+    cl *x = arg;
+    int rc = atoll_connect(self, x->host, x->port, &x->opts, cl_on_connect, x);
+    if (rc < 0) {
+        x->status = rc;
+        sup_latch_signal(&x->done);
+    }
+}
+
+/* Runs one client on isolate `iso` and waits for it to finish. */
+static void cl_run(atoll_runtime *rt, uint32_t iso, cl *x)
+{
+    sup_latch_init(&x->done);
+    x->got_len = 0;
+    cr_assert_eq(sup_run_on(rt, iso, cl_start_on, x), 0);
+    cr_assert(sup_latch_wait(&x->done, 1, SUP_WAIT_MS), "client did not finish");
+}
+
+static cl *cl_new(const char *host, int port)
+{
+    cl *x = calloc(1, sizeof(*x));
+    x->host = host;
+    x->port = port;
+    atoll_connect_options_init(&x->opts);
+    return x;
+}
+
+static atoll_security_context *server_ctx(void)
+{
+    atoll_security_context *ctx;
+    cr_assert_eq(atoll_security_context_new(&ctx), 0);
+    cr_assert_eq(atoll_security_context_use_certificate_chain_file(ctx, CERT("server_chain.pem"), ATOLL_ENCODING_PEM),
+                 0);
+    cr_assert_eq(atoll_security_context_use_private_key_file(ctx, CERT("server_key.pem"), ATOLL_ENCODING_PEM, NULL), 0);
+    return ctx;
+}
+
+static atoll_runtime *start(uint32_t n)
+{
+    atoll_runtime_options o;
+    sup_options(&o, n);
+    return sup_start(&o);
+}
+
+Test(client, plain_connect_echo_against_atoll_server, .timeout = 30)
+{
+    atoll_runtime *rt = start(2);
+    ns_app app;
+    ns_app_init(&app, rt);
+    ns_server s;
+    cr_assert_eq(ns_bind(&app, &s, 0, "127.0.0.1", 0), 0);
+    cl *x = cl_new("127.0.0.1", s.port);
+    x->send = "hello over plain tcp";
+    x->expect = strlen(x->send);
+    cl_run(rt, 1, x);
+    cr_assert_eq(x->status, 0, "%s", atoll_strerror(x->status));
+    cr_assert_eq(x->got_len, x->expect);
+    cr_assert_eq(memcmp(x->got, x->send, x->expect), 0);
+    cr_assert_null(x->session, "plain TCP has no session");
+    free(x);
+    sup_shutdown(rt);
+}
+
+Test(client, tls_verify_name_alpn_and_resume_against_atoll_server, .timeout = 60)
+{
+    atoll_runtime *rt = start(2);
+    ns_app app;
+    ns_app_init(&app, rt);
+    app.ctx = server_ctx();
+    const char *protos[] = {"h2", "http/1.1"};
+    app.opts.supported_protocols = protos;
+    app.opts.supported_protocols_count = 2;
+    ns_server s;
+    cr_assert_eq(ns_bind(&app, &s, 0, "127.0.0.1", 0), 0);
+
+    const char *offer[] = {"http/1.1"};
+    cl *x = cl_new("127.0.0.1", s.port);
+    x->opts.secure = true;
+    x->opts.ca_file = CERT("trusted_certs.pem");
+    x->opts.server_name = "localhost";
+    x->opts.alpn = offer;
+    x->opts.alpn_count = 1;
+    x->send = "hello over tls";
+    x->expect = strlen(x->send);
+    cl_run(rt, 1, x);
+    cr_assert_eq(x->status, 0, "%s", atoll_strerror(x->status));
+    cr_assert_eq(x->got_len, x->expect);
+    cr_assert_str_eq(x->alpn, "http/1.1");
+    cr_assert_not(x->resumed);
+    cr_assert_not_null(x->session, "a session to resume");
+
+    /* Resume with it, from another isolate than the one that made it. */
+    cl *y = cl_new("127.0.0.1", s.port);
+    y->opts = x->opts;
+    y->opts.resume = x->session;
+    y->send = "again";
+    y->expect = 5;
+    cl_run(rt, 0, y);
+    cr_assert_eq(y->status, 0, "%s", atoll_strerror(y->status));
+    cr_assert(y->resumed, "the session was not resumed");
+    cr_assert_geq(atomic_load(&s.resumed), 1);
+    atoll_session_free(x->session);
+    atoll_session_free(y->session);
+
+    /* Name verification failure is an error. */
+    cl *z = cl_new("127.0.0.1", s.port);
+    z->opts = x->opts;
+    z->opts.resume = NULL;
+    z->opts.server_name = "not-localhost.example";
+    cl_run(rt, 1, z);
+    cr_assert_eq(z->status, ATOLL_E_CERTIFICATE, "wrong name: %s", atoll_error_name(z->status));
+    /* No trusted roots: verification fails; insecure skips it. */
+    z->opts.server_name = NULL;
+    z->opts.ca_file = NULL;
+    cl_run(rt, 1, z);
+    cr_assert_eq(z->status, ATOLL_E_CERTIFICATE, "no roots: %s", atoll_error_name(z->status));
+    z->opts.insecure = true;
+    z->send = "x";
+    z->expect = 1;
+    cl_run(rt, 1, z);
+    cr_assert_eq(z->status, 0, "insecure: %s", atoll_strerror(z->status));
+    atoll_session_free(z->session);
+    free(x);
+    free(y);
+    free(z);
+    atoll_security_context_release(app.ctx);
+    sup_shutdown(rt);
+}
+
+Test(client, errors_refused_lookup_timeout, .timeout = 60)
+{
+    atoll_runtime *rt = start(1);
+    /* A port nobody listens on. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&in, sizeof(in));
+    socklen_t l = sizeof(in);
+    getsockname(fd, (struct sockaddr *)&in, &l);
+    uint16_t dead = ntohs(in.sin_port);
+    cl *x = cl_new("127.0.0.1", dead);
+    cl_run(rt, 0, x);
+    cr_assert_eq(x->status, -ECONNREFUSED, "%s", atoll_error_name(x->status));
+    /* Listening but never answering the TLS handshake: timeout. */
+    listen(fd, 4);
+    x->opts.secure = true;
+    x->opts.insecure = true;
+    x->opts.timeout_ms = 300;
+    cl_run(rt, 0, x);
+    cr_assert_eq(x->status, ATOLL_E_TIMEDOUT, "%s", atoll_error_name(x->status));
+    close(fd);
+    cl *y = cl_new("no-such-host.invalid", 443);
+    cl_run(rt, 0, y);
+    cr_assert_eq(y->status, ATOLL_E_LOOKUP, "%s", atoll_error_name(y->status));
+    /* Argument errors are synchronous. */
+    cl *z = cl_new("127.0.0.1", 0);
+    cl_run(rt, 0, z);
+    cr_assert_eq(z->status, -EINVAL);
+    free(x);
+    free(y);
+    free(z);
+    sup_shutdown(rt);
+}
+
+Test(client, tls_against_openssl_s_server, .timeout = 60)
+{
+    /* An ephemeral port for s_server. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&in, sizeof(in));
+    socklen_t l = sizeof(in);
+    getsockname(fd, (struct sockaddr *)&in, &l);
+    uint16_t port = ntohs(in.sin_port);
+    close(fd);
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        close(pipefd[0]);
+        char portarg[16];
+        snprintf(portarg, sizeof(portarg), "%u", port);
+        execlp("timeout", "timeout", "30", "openssl", "s_server", "-accept", portarg, "-4", "-cert",
+               CERT("server_cert.pem"), "-cert_chain", CERT("intermediate_cert.pem"), "-key", CERT("server_key.pem"),
+               "-www", "-alpn", "http/1.1", (char *)NULL);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    /* s_server prints ACCEPT once it listens. */
+    FILE *out = fdopen(pipefd[0], "r");
+    char line[256];
+    bool ready = false;
+    while (!ready && fgets(line, sizeof(line), out))
+        ready = strstr(line, "ACCEPT") != NULL;
+    cr_assert(ready, "openssl s_server did not start");
+
+    atoll_runtime *rt = start(1);
+    const char *offer[] = {"http/1.1"};
+    cl *x = cl_new("127.0.0.1", port);
+    x->opts.secure = true;
+    x->opts.ca_file = CERT("trusted_certs.pem");
+    x->opts.server_name = "localhost";
+    x->opts.alpn = offer;
+    x->opts.alpn_count = 1;
+    x->send = "GET / HTTP/1.0\r\n\r\n";
+    cl_run(rt, 0, x);
+    cr_assert_eq(x->status, 0, "%s", atoll_strerror(x->status));
+    x->got[x->got_len] = '\0';
+    cr_assert(strstr(x->got, "HTTP/1.0 200 ok"), "s_server answered:\n%.200s", x->got);
+    cr_assert_str_eq(x->alpn, "http/1.1");
+    atoll_session_free(x->session);
+    free(x);
+    sup_shutdown(rt);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    fclose(out);
+}
