@@ -530,3 +530,101 @@ Test(tls, curl_over_https, .timeout = 60)
     atoll_security_context_release(app.ctx);
     sup_shutdown(rt);
 }
+
+struct tls_churn {
+    uint16_t port;
+    int target;
+    _Atomic int done, failures;
+    char last[128];
+};
+
+static void *tls_churn_client(void *arg)
+{
+    struct tls_churn *t = arg;
+    for (int i = 0; i < t->target; i++) {
+        tc_options o = client_opts(t->port);
+        tc_conn *c;
+        int rc = tc_connect(&c, &o);
+        if (rc == 0) {
+            rc = tls_echo(c, 64);
+            tc_close(c);
+        }
+        if (rc != 0) {
+            atomic_fetch_add(&t->failures, 1);
+            snprintf(t->last, sizeof(t->last), "%d %s", rc, tc_error_string(NULL));
+        }
+        atomic_fetch_add(&t->done, 1);
+    }
+#ifdef FP_ECC
+    wc_ecc_fp_free();
+#endif
+    return NULL;
+}
+
+/* Closing isolates' servers one after the other while clients keep
+ * connecting: no client sees a reset or a failed handshake. */
+Test(tls, closing_shared_servers_under_continuous_connects, .timeout = 120)
+{
+    atoll_runtime *rt = start(3);
+    ns_app app;
+    ns_app_init(&app, rt);
+    app.ctx = server_ctx();
+    app.opts.shared = true;
+    ns_server s[3];
+    cr_assert_eq(ns_bind(&app, &s[0], 0, "127.0.0.1", 0), 0);
+    cr_assert_eq(ns_bind(&app, &s[1], 1, "127.0.0.1", s[0].port), 0);
+    cr_assert_eq(ns_bind(&app, &s[2], 2, "127.0.0.1", s[0].port), 0);
+    struct tls_churn t = {.port = s[0].port, .target = 150};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, tls_churn_client, &t);
+    while (atomic_load(&t.done) < 100)
+        sched_yield();
+    cr_assert_eq(ns_close(&s[0]), 0);
+    while (atomic_load(&t.done) < 200)
+        sched_yield();
+    cr_assert_eq(ns_close(&s[1]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(atomic_load(&t.failures), 0, "%d clients failed (last: %s)", atomic_load(&t.failures), t.last);
+    long total = 0, errors = 0;
+    for (int i = 0; i < 3; i++) {
+        total += atomic_load(&s[i].connections);
+        errors += atomic_load(&s[i].errors);
+    }
+    cr_assert_eq(total, 300, "every connection served exactly once: %ld", total);
+    cr_assert_eq(errors, 0, "failed handshakes on the servers: %ld", errors);
+    atoll_security_context_release(app.ctx);
+    sup_shutdown(rt);
+}
+
+/* A foreign SO_REUSEPORT socket of the same user joining the group gets no
+ * connection: the runtime's steering only picks its own members. */
+Test(tls, foreign_reuseport_socket_gets_nothing, .timeout = 60)
+{
+    atoll_runtime *rt = start(2);
+    ns_app app;
+    ns_app_init(&app, rt);
+    app.opts.shared = true;
+    ns_server a, b;
+    cr_assert_eq(ns_bind(&app, &a, 0, "127.0.0.1", 0), 0);
+    cr_assert_eq(ns_bind(&app, &b, 1, "127.0.0.1", a.port), 0);
+    int foreign = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(foreign, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    struct sockaddr_in in = {
+        .sin_family = AF_INET, .sin_port = htons(a.port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(foreign, (struct sockaddr *)&in, sizeof(in)), 0, "the kernel lets a same-user socket join");
+    cr_assert_eq(listen(foreign, 64), 0);
+    for (int i = 0; i < 60; i++) {
+        int fd = ns_connect(AF_INET, "127.0.0.1", a.port);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(ns_echo_roundtrip(fd, 10), 0, "connection %d not served by atoll", i);
+        close(fd);
+    }
+    cr_assert_lt(accept(foreign, NULL, NULL), 0, "the foreign socket received a connection");
+    cr_assert_eq(errno, EAGAIN);
+    cr_assert_eq(atomic_load(&a.connections) + atomic_load(&b.connections), 60);
+    close(foreign);
+    sup_shutdown(rt);
+}
