@@ -253,6 +253,7 @@ int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_st
     ATOLL_READ_STAT(tasks_run);
     ATOLL_READ_STAT(timers_fired);
     ATOLL_READ_STAT(wake_errors);
+    ATOLL_READ_STAT(recv_enobufs);
 #undef ATOLL_READ_STAT
     return 0;
 }

@@ -628,3 +628,30 @@ Test(tls, foreign_reuseport_socket_gets_nothing, .timeout = 60)
     close(foreign);
     sup_shutdown(rt);
 }
+
+/* Dart testCloseServer: connections delivered before the server closes keep
+ * working after it closed; then everything closes cleanly. */
+Test(tls, close_server_keeps_delivered_connections, .timeout = 60)
+{
+    atoll_runtime *rt = start(1);
+    ns_app app;
+    ns_app_init(&app, rt);
+    app.ctx = server_ctx();
+    ns_server s;
+    cr_assert_eq(ns_bind(&app, &s, 0, "127.0.0.1", 0), 0);
+    tc_conn *c[3];
+    for (int i = 0; i < 3; i++) {
+        tc_options o = client_opts(s.port);
+        cr_assert_eq(tc_connect(&c[i], &o), 0);
+        cr_assert_eq(tls_echo(c[i], 10), 0);
+    }
+    cr_assert_eq(ns_close(&s), 0, "the server closes while its connections live");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(tls_echo(c[i], 1000), 0, "connection %d after the server closed", i);
+        tc_close(c[i]);
+    }
+    cr_assert(sup_latch_wait(&app.conn_closed, 3, SUP_WAIT_MS));
+    cr_assert_eq(atomic_load(&s.errors), 0);
+    atoll_security_context_release(app.ctx);
+    sup_shutdown(rt);
+}

@@ -154,6 +154,8 @@ typedef struct atoll_isolate_stats {
     uint64_t tasks_run;          /**< submitted tasks executed here */
     uint64_t timers_fired;       /**< timer callbacks run */
     uint64_t wake_errors;        /**< MSG_RING or eventfd wakeups that failed */
+    uint64_t recv_enobufs;       /**< receives that found the buffer ring empty
+                                      (flow control: parked, re-armed later) */
 } atoll_isolate_stats;
 
 /**
