@@ -52,10 +52,11 @@
 /* ---------------------------------------------------------------------- */
 
 static const char usage_text[] =
-    "Usage: atoll-serve [--address ADDR] [--port N] [--isolates N] [--mode http|echo]\n"
-    "                   [--cert FILE --key FILE [--key-password PW]] [--write-cert FILE]\n"
-    "                   [--alpn LIST] [--request-client-cert | --require-client-cert] [--client-ca FILE]\n"
-    "                   [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
+    "Usage:\n"
+    "atoll-serve [--address ADDR] [--port N] [--isolates N] [--mode http|echo]\n"
+    "            [--cert FILE --key FILE [--key-password PW]] [--write-cert FILE]\n"
+    "            [--alpn LIST] [--request-client-cert | --require-client-cert] [--client-ca FILE]\n"
+    "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
     "\n"
     "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
     "listener per isolate).\n"
@@ -1232,7 +1233,7 @@ static int load_material(atoll_security_context *ctx, pem_buf *chain_out)
             return -1;
         }
     } else {
-        pem_buf cert, key;
+        pem_buf cert = {0}, key = {0};
         char err[256];
         if (make_self_signed(&cert, &key, err, sizeof(err)) < 0) {
             fprintf(stderr, PROG ": making the self-signed certificate: %s\n", err);
