@@ -286,6 +286,7 @@ void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         c->iso->net->bufs.held++;
         c->stats->bytes_in += (uint64_t)res;
+        atoll_stat_add(&c->iso->stats.net_bytes_in, (uint64_t)res);
         if (c->state == ATOLL_CONN_DEAD || c->state == ATOLL_CONN_CLOSING || c->shut_rd ||
             atoll_conn_seg_push(c, bid, (uint32_t)res) < 0) {
             atoll__bufring_recycle(c->iso, bid); /* nobody will read it */
@@ -387,6 +388,7 @@ void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
     }
     c->out_sent += (uint32_t)cqe->res;
     c->stats->bytes_out += (uint64_t)cqe->res;
+    atoll_stat_add(&c->iso->stats.net_bytes_out, (uint64_t)cqe->res);
     if (c->out_sent == c->out_len) {
         c->out_len = c->out_sent = 0;
         if (c->state == ATOLL_CONN_OPEN && !c->wpend_len) {

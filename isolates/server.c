@@ -192,6 +192,7 @@ static void atoll_server_drain_and_release(struct atoll_server *s)
         if (fd < 0)
             break;
         s->stats->accepted++;
+        atoll_stat_add(&s->iso->stats.net_accepted, 1);
         atoll_server_admit(s, fd);
     }
     atoll_server_release_member(s);
@@ -263,6 +264,7 @@ void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe 
     }
     if (cqe->res >= 0) {
         s->stats->accepted++;
+        atoll_stat_add(&s->iso->stats.net_accepted, 1);
         s->accept_backoff_ms = 0;
         atoll_server_admit(s, cqe->res);
     } else if (cqe->res != -ECANCELED) {
@@ -287,6 +289,7 @@ static void atoll_server_deliver(struct atoll_server *s, struct atoll_conn *c)
     c->delivered = true;
     c->server = NULL;
     s->stats->handshakes++;
+    atoll_stat_add(&s->iso->stats.net_handshakes, 1);
     if (c->resumed)
         s->stats->resumed++;
     s->cb.on_connection(s, c, s->user);
@@ -312,6 +315,7 @@ void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int s
         atoll_server_deliver(s, c);
     } else {
         s->stats->handshake_errors++;
+        atoll_stat_add(&s->iso->stats.net_handshake_errors, 1);
         if (s->cb.on_error) {
             atoll_server_error e = {.code = status,
                                     .reason = reason ? reason : atoll_strerror(status),

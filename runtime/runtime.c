@@ -254,6 +254,11 @@ int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_st
     ATOLL_READ_STAT(timers_fired);
     ATOLL_READ_STAT(wake_errors);
     ATOLL_READ_STAT(recv_enobufs);
+    ATOLL_READ_STAT(net_accepted);
+    ATOLL_READ_STAT(net_handshakes);
+    ATOLL_READ_STAT(net_handshake_errors);
+    ATOLL_READ_STAT(net_bytes_in);
+    ATOLL_READ_STAT(net_bytes_out);
 #undef ATOLL_READ_STAT
     return 0;
 }

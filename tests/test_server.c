@@ -383,6 +383,17 @@ Test(server, runtime_listen_serves_each_connection_once_per_isolate, .timeout = 
     }
     cr_assert_eq(total, 200);
     cr_assert_eq(atomic_load(&p.wrong), 0);
+    /* Per-isolate network counters, readable from any thread. */
+    uint64_t accepted = 0, delivered = 0;
+    for (uint32_t i = 0; i < 4; i++) {
+        atoll_isolate_stats st;
+        cr_assert_eq(atoll_runtime_isolate_stats(rt, i, &st), 0);
+        cr_assert_eq(st.net_handshakes, (uint64_t)atomic_load(&p.n[i]), "isolate %u", i);
+        accepted += st.net_accepted;
+        delivered += st.net_handshakes;
+    }
+    cr_assert_eq(accepted, 200);
+    cr_assert_eq(delivered, 200);
     uint16_t port = atoll_listener_port(l);
     cr_assert_eq(atoll_listener_close(l), 0);
     int fd = ns_connect(AF_INET, "127.0.0.1", port);

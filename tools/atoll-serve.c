@@ -408,10 +408,10 @@ typedef struct pem_buf {
 
 /* SubjectAltName GeneralNames: DNS:localhost, IP:127.0.0.1, IP:::1. */
 static const uint8_t san_der[] = {
-    0x30, 0x23,                                                 /* SEQUENCE, 35 bytes */
-    0x82, 0x09, 'l',  'o',  'c',  'a',  'l',  'h',  'o',  's',  't', /* [2] dNSName */
-    0x87, 0x04, 127,  0,    0,    1,                            /* [7] iPAddress v4 */
-    0x87, 0x10, 0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    1,
+    0x30, 0x23,                                              /* SEQUENCE, 35 bytes */
+    0x82, 0x09, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', /* [2] dNSName */
+    0x87, 0x04, 127, 0,   0,   1,                            /* [7] iPAddress v4 */
+    0x87, 0x10, 0,   0,   0,   0,   0,   0,   0,   0,   0,   0, 0, 0, 0, 0, 0, 1,
 };
 
 /* Makes an ephemeral self-signed ECDSA P-256 certificate and its key, PEM. */
@@ -520,9 +520,7 @@ typedef struct app {
     /* Counters handed to the main thread. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    atoll_server_stats *snap; /* per isolate: the last reading */
-    bool *final;              /* per isolate: snap taken as the server closed */
-    uint32_t pending;         /* tasks not yet done */
+    uint32_t pending; /* tasks not yet done */
 } app;
 
 static app g;
@@ -754,10 +752,10 @@ static void http_respond(sconn *s, int status, const char *body, uint64_t stream
         s->close_after = true;
     const char *conn_hdr = s->close_after ? "Connection: close\r\n" : http10 ? "Connection: keep-alive\r\n" : "";
     char *h = (char *)s->buf + HEAD_OFF;
-    int n = snprintf(h, HEAD_MAX,
-                     "HTTP/1.1 %d %s\r\nServer: atoll-serve\r\nContent-Type: %s\r\nContent-Length: %" PRIu64
-                     "\r\n%s\r\n%s",
-                     status, reason, ctype, clen, conn_hdr, (body && !head_only) ? body : "");
+    int n =
+        snprintf(h, HEAD_MAX,
+                 "HTTP/1.1 %d %s\r\nServer: atoll-serve\r\nContent-Type: %s\r\nContent-Length: %" PRIu64 "\r\n%s\r\n%s",
+                 status, reason, ctype, clen, conn_hdr, (body && !head_only) ? body : "");
     s->head_off = 0;
     s->head_len = (uint16_t)(n < (int)HEAD_MAX ? n : (int)HEAD_MAX - 1);
     s->body_left = (stream_len && !head_only) ? stream_len : 0;
@@ -1067,20 +1065,6 @@ static void srv_on_error(atoll_server *server, const atoll_server_error *e, void
                 atoll_error_name(e->code), e->reason ? e->reason : "");
 }
 
-static void srv_on_closed(atoll_server *server, void *user)
-{
-    (void)user;
-    /* The last moment the server can be read: accepted, handshakes and
-     * handshake errors are final now. */
-    uint32_t id = atoll_isolate_id(atoll_server_isolate(server));
-    atoll_server_stats st;
-    atoll_server_stats_get(server, &st);
-    pthread_mutex_lock(&g.lock);
-    g.snap[id] = st;
-    g.final[id] = true;
-    pthread_mutex_unlock(&g.lock);
-}
-
 /* ---------------------------------------------------------------------- */
 /* Host -> isolate tasks                                                  */
 /* ---------------------------------------------------------------------- */
@@ -1118,22 +1102,6 @@ static void run_on_all(atoll_task_fn fn)
     pthread_mutex_unlock(&g.lock);
 }
 
-static void *task_read_stats(atoll_isolate *self, void *arg)
-{
-    (void)arg;
-    uint32_t id = atoll_isolate_id(self);
-    atoll_server *s = g.listener ? atoll_listener_server(g.listener, id) : NULL;
-    if (s) {
-        atoll_server_stats st;
-        atoll_server_stats_get(s, &st);
-        pthread_mutex_lock(&g.lock);
-        if (!g.final[id])
-            g.snap[id] = st;
-        pthread_mutex_unlock(&g.lock);
-    }
-    return NULL;
-}
-
 /* Graceful start of the shutdown: new responses say "Connection: close",
  * idle keep-alive connections are closed, busy ones close after their
  * response. */
@@ -1152,6 +1120,8 @@ static void *task_begin_drain(atoll_isolate *self, void *arg)
     return NULL;
 }
 
+/* The per-isolate network counters of the runtime: readable from this
+ * thread at any time, exact also for connections that outlive the listener. */
 static void print_stats(void)
 {
     size_t cap = 64 + (size_t)g.n * 200, off = 0;
@@ -1159,16 +1129,16 @@ static void print_stats(void)
     if (!out)
         return;
     off += (size_t)snprintf(out + off, cap - off, "{\"isolates\":[");
-    pthread_mutex_lock(&g.lock);
     for (uint32_t i = 0; i < g.n; i++) {
-        const atoll_server_stats *st = &g.snap[i];
+        atoll_isolate_stats st;
+        memset(&st, 0, sizeof(st));
+        atoll_runtime_isolate_stats(g.rt, i, &st);
         off += (size_t)snprintf(out + off, cap - off,
                                 "%s{\"id\":%" PRIu32 ",\"accepted\":%" PRIu64 ",\"handshakes\":%" PRIu64
                                 ",\"handshake_errors\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 "}",
-                                i ? "," : "", i, st->accepted, st->handshakes, st->handshake_errors, st->bytes_in,
-                                st->bytes_out);
+                                i ? "," : "", i, st.net_accepted, st.net_handshakes, st.net_handshake_errors,
+                                st.net_bytes_in, st.net_bytes_out);
     }
-    pthread_mutex_unlock(&g.lock);
     snprintf(out + off, cap - off, "]}\n");
     fputs(out, stdout);
     fflush(stdout);
@@ -1300,7 +1270,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     for (uint32_t i = 0; i < PATTERN_LEN; i++)
-        pattern[i] = (uint8_t)"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n"[i % 64];
+        pattern[i] = (uint8_t) "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n"[i % 64];
 
     int exit_code = 1, rc;
     pem_buf chain = {0};
@@ -1321,9 +1291,7 @@ int main(int argc, char **argv)
     pthread_cond_init(&g.cond, NULL);
     g.n = cfg->isolates;
     g.iso = calloc(g.n, sizeof(*g.iso));
-    g.snap = calloc(g.n, sizeof(*g.snap));
-    g.final = calloc(g.n, sizeof(*g.final));
-    if (!g.iso || !g.snap || !g.final) {
+    if (!g.iso) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out_state;
     }
@@ -1355,7 +1323,6 @@ int main(int argc, char **argv)
     static const atoll_server_callbacks scb = {
         .on_connection = srv_on_connection,
         .on_error = srv_on_error,
-        .on_closed = srv_on_closed,
     };
     rc = atoll_runtime_listen(g.rt, cfg->address, cfg->port, &so, ctx, &scb, NULL, &g.listener);
     if (rc < 0) {
@@ -1393,7 +1360,6 @@ int main(int argc, char **argv)
         if (sig < 0)
             continue; /* EINTR */
         if (sig == SIGUSR1) {
-            run_on_all(task_read_stats);
             print_stats();
             continue;
         }
@@ -1401,7 +1367,6 @@ int main(int argc, char **argv)
     }
 
     /* Shutdown: stop accepting, let responses finish, then stop. */
-    run_on_all(task_read_stats);
     run_on_all(task_begin_drain);
     rc = atoll_listener_close(g.listener);
     if (rc < 0)
@@ -1414,19 +1379,17 @@ int main(int argc, char **argv)
 out_stop:
     atoll_runtime_stop(g.rt);
     atoll_runtime_join(g.rt);
+    if (exit_code == 0)
+        print_stats(); /* final: every isolate has ended */
 out_rt:
     atoll_runtime_destroy(g.rt);
     g.rt = NULL;
-    if (exit_code == 0)
-        print_stats();
 out_state:
     if (g.iso)
         for (uint32_t i = 0; i < g.n; i++)
             while (g.iso[i].ncache > 0)
                 free(g.iso[i].cache[--g.iso[i].ncache]);
     free(g.iso);
-    free(g.snap);
-    free(g.final);
     pthread_mutex_destroy(&g.lock);
     pthread_cond_destroy(&g.cond);
 out_ctx:
