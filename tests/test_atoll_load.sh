@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# test_atoll_load.sh SERVE LOAD: the CLI contract of tools/atoll-load, run
+# against tools/atoll-serve on loopback. A 2-second smoke per scenario checks
+# the JSON fields, ops > 0 and no errors; the handshake scenario's ops must
+# agree with the server's handshake counter (SIGUSR1) within the slots in
+# flight. Prints "N passed, N failed" last; exits non-zero on a failure.
+set -u
+
+SERVE=${1:?usage: test_atoll_load.sh ATOLL_SERVE ATOLL_LOAD}
+LOAD=${2:?usage: test_atoll_load.sh ATOLL_SERVE ATOLL_LOAD}
+PASS=0
+FAIL=0
+WORK=$(mktemp -d /tmp/test_atoll_load.XXXXXX)
+SERVER_PID=
+
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null
+        sleep 0.5
+        kill -KILL "$SERVER_PID" 2>/dev/null
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { PASS=$((PASS + 1)); echo "ok   $*"; }
+ko() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
+
+# Sum of one counter over the isolates in the server's last JSON line.
+server_counter() { # FIELD
+    python3 - "$1" "$WORK/serve.out" <<'EOF'
+import json, sys
+field, path = sys.argv[1], sys.argv[2]
+last = None
+for line in open(path):
+    line = line.strip()
+    if line.startswith('{"isolates"'):
+        last = line
+print(sum(i[field] for i in json.loads(last)["isolates"]) if last else -1)
+EOF
+}
+
+# Asks the server for its counters and waits until a new JSON line appears.
+snapshot() { # FIELD
+    local before after i
+    before=$(grep -c '^{"isolates"' "$WORK/serve.out")
+    kill -USR1 "$SERVER_PID"
+    for i in $(seq 1 50); do
+        after=$(grep -c '^{"isolates"' "$WORK/serve.out")
+        [ "$after" -gt "$before" ] && break
+        sleep 0.1
+    done
+    server_counter "$1"
+}
+
+# Checks a result JSON: every field, ops > 0, errors {} (plus extra checks).
+check_json() { # FILE SCENARIO [python-expression on d]
+    python3 - "$@" <<'EOF'
+import json, sys
+path, scenario = sys.argv[1], sys.argv[2]
+extra = sys.argv[3] if len(sys.argv) > 3 else None
+d = json.load(open(path))
+need = ["scenario", "ops", "ops_per_s", "duration_s", "errors", "latency_us", "bytes", "mb_per_s"]
+missing = [k for k in need if k not in d]
+missing += ["latency_us." + k for k in ["p50", "p90", "p99", "p999", "max"] if k not in d.get("latency_us", {})]
+if missing:
+    sys.exit("missing fields: %s" % missing)
+if d["scenario"] != scenario:
+    sys.exit("scenario %r" % d["scenario"])
+if not isinstance(d["errors"], dict) or d["errors"]:
+    sys.exit("errors: %r" % d["errors"])
+if not d["ops"] > 0:
+    sys.exit("ops %r" % d["ops"])
+if not d["latency_us"]["p50"] <= d["latency_us"]["p99"] <= d["latency_us"]["max"]:
+    sys.exit("latency not ordered: %r" % d["latency_us"])
+if extra and not eval(extra, {"d": d}):
+    sys.exit("check failed: %s on %r" % (extra, d))
+print("ops=%d ops/s=%.0f p50=%dus p99=%dus MB/s=%.1f" % (d["ops"], d["ops_per_s"], d["latency_us"]["p50"],
+      d["latency_us"]["p99"], d["mb_per_s"]))
+EOF
+}
+
+# ---- server ---------------------------------------------------------------
+# Bounded twice: by timeout and by the server's own --duration. Signals go to
+# the server itself (timeout's child), not to timeout.
+timeout 175 "$SERVE" --isolates 2 --write-cert "$WORK/cert.pem" --duration 170 \
+    >"$WORK/serve.out" 2>"$WORK/serve.err" &
+TIMEOUT_PID=$!
+PORT=
+for i in $(seq 1 100); do
+    if [ -z "$SERVER_PID" ]; then
+        SERVER_PID=$(cat "/proc/$TIMEOUT_PID/task/$TIMEOUT_PID/children" 2>/dev/null | awk '{print $1}')
+    fi
+    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\) isolates=.*/\1/p' "$WORK/serve.out" | head -1)
+    [ -n "$PORT" ] && [ -n "$SERVER_PID" ] && break
+    sleep 0.1
+done
+if [ -z "$PORT" ] || [ -z "$SERVER_PID" ]; then
+    ko "atoll-serve did not start: $(cat "$WORK/serve.err")"
+    echo "$PASS passed, $FAIL failed"
+    exit 1
+fi
+ok "atoll-serve listening on port $PORT"
+TARGET="127.0.0.1:$PORT"
+
+run() { # NAME SCENARIO [python check] -- ARGS...
+    local name=$1 scenario=$2 extra=$3
+    shift 4
+    local out="$WORK/$name.json" rc msg
+    timeout 30 "$LOAD" --target "$TARGET" --scenario "$scenario" --duration 2 --cafile "$WORK/cert.pem" \
+        --json "$out" "$@" >"$WORK/$name.txt" 2>"$WORK/$name.err"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        ko "$name: exit $rc: $(tail -3 "$WORK/$name.err")"
+        return 1
+    fi
+    if msg=$(check_json "$out" "$scenario" "$extra" 2>&1); then
+        ok "$name: $msg"
+    else
+        ko "$name: $msg"
+        return 1
+    fi
+}
+
+# ---- handshake: ops agree with the server's handshake counter ---------------
+CONNS=2
+before=$(snapshot handshakes)
+if run handshake handshake "" -- --http --connections $CONNS; then
+    after=$(snapshot handshakes)
+    ops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops"])' "$WORK/handshake.json")
+    delta=$((after - before))
+    diff=$((delta - ops))
+    [ $diff -lt 0 ] && diff=$((-diff))
+    if [ "$before" -ge 0 ] && [ $diff -le $CONNS ]; then
+        ok "handshake ops $ops vs server handshakes +$delta (within $CONNS in flight)"
+    else
+        ko "handshake ops $ops vs server handshakes +$delta (before $before, after $after)"
+    fi
+fi
+
+# ---- the other scenarios ----------------------------------------------------
+run rr_http rr "d['ops'] > 100" -- --http
+run bulk_http bulk "d['bytes'] >= 1048576 * d['ops'] and d['mb_per_s'] > 0" -- --http --size 1048576
+run idle idle "d.get('connections_held') == 20 and d['ops'] >= 20" -- --http --connections 20
+run churn churn "" -- --http
+
+# ---- contract checks that need no server run ---------------------------------
+"$LOAD" --target "$TARGET" --scenario rr >/dev/null 2>"$WORK/noverify.err"
+rc=$?
+if [ $rc -eq 2 ] && grep -qi "cafile" "$WORK/noverify.err"; then
+    ok "no --cafile/--insecure: refused (exit 2)"
+else
+    ko "no --cafile/--insecure: exit $rc"
+fi
+"$LOAD" --target 192.0.2.1:443 --scenario rr --insecure >/dev/null 2>&1
+rc=$?
+[ $rc -eq 1 ] && ok "non-loopback target refused (exit 1)" || ko "non-loopback target: exit $rc"
+"$LOAD" --target "$TARGET" --scenario nope --insecure >/dev/null 2>&1
+rc=$?
+[ $rc -eq 2 ] && ok "bad scenario: exit 2" || ko "bad scenario: exit $rc"
+
+# ---- stop the server ---------------------------------------------------------
+kill -TERM "$SERVER_PID"
+for i in $(seq 1 100); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$SERVER_PID" 2>/dev/null; then
+    ko "atoll-serve still running 10 s after SIGTERM"
+else
+    wait "$TIMEOUT_PID"
+    rc=$?
+    [ $rc -eq 0 ] && ok "atoll-serve stopped by SIGTERM" || ko "atoll-serve exit $rc after SIGTERM"
+    SERVER_PID=
+fi
+
+echo "$PASS passed, $FAIL failed"
+[ $FAIL -eq 0 ]
