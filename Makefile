@@ -1,12 +1,12 @@
 # Thin wrapper over scripts/ and CMake presets. The two commands of the README:
 #   make run    install what is missing, build, run the main job
 #   make test   install what is missing, build, pass the whole suite
-# Other targets: deps, build, test-release, test-asan, test-tsan, bench, format, clean.
+# Other targets: deps, build, demo, compare, test-release, test-asan, test-tsan, bench, format, clean.
 
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DATOLL_WERROR=ON
 
-.PHONY: all deps build run test test-release test-asan test-tsan bench format clean
+.PHONY: all deps build run demo test test-release test-asan test-tsan bench compare format clean
 
 all: build
 
@@ -17,10 +17,24 @@ build: deps
 	cmake --preset release $(CMAKE_FLAGS)
 	cmake --build --preset release -j $(JOBS)
 
-# Until the load tools land, the main job is the isolates demo: isolates,
-# messages, wakeups, timers, submit with reply, drain.
+# The main job: atoll-serve on every CPU, driven by atoll-load through full
+# handshakes, keep-alive request/response and 16 MiB bulk responses (6 s
+# each), then the report (results, latency, per-isolate spread) printed and
+# kept in build/load-report/<timestamp>/. Exit 3 from run.sh means the
+# report was written but a scenario failed: the report says which, and make
+# run still succeeds; any other failure (the server could not start) fails.
 run: build
+	@rc=0; scripts/load/run.sh --duration 6 handshake rr bulk || rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "make run: some scenarios failed (see the report above)" >&2; rc=0; fi; \
+	exit $$rc
+
+# The foundation demo: isolates, messages, wakeups, timers, submit, drain.
+demo: build
 	./build/release/examples/hello-isolates
+
+# atoll against nginx, same certificate, workers and generators (a few minutes).
+compare: build
+	scripts/load/compare.sh
 
 # Default configuration (optimized wolfSSL when it was built), ASan+UBSan
 # (system wolfSSL: both wolfSSL configurations pass the suite), and
