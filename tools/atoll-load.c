@@ -183,7 +183,7 @@ static volatile sig_atomic_t g_interrupted;
 
 enum slot_state {
     SL_IDLE,       /* nothing: not started, or finished after the bound */
-    SL_RETRY,      /* waits for the tick to connect again (connect refused synchronously) */
+    SL_RETRY,      /* waits for the tick (100 ms) to connect again after a failed connect */
     SL_CONNECTING, /* atoll_connect in flight */
     SL_BUSY,       /* an exchange in flight on conn */
     SL_HELD,       /* open connection, no exchange (idle, or rr/bulk after the bound) */
@@ -701,9 +701,11 @@ static void on_connect(atoll_conn *c, int status, void *user)
         return;
     }
     if (!c) {
+        /* A failed connect waits for the next tick (100 ms): a dead or
+         * refusing server must not turn the generator into a busy loop. */
         count_error(is, classify(status), status);
-        set_state(s, SL_IDLE);
-        slot_next(s);
+        s->in_op = false;
+        set_state(s, SL_RETRY);
         return;
     }
     bump(&is->c.connects, 1);
