@@ -570,6 +570,8 @@ void atoll__conn_teardown(struct atoll_conn *c)
     c->state = ATOLL_CONN_DEAD;
     if (!c->close_status)
         c->close_status = ATOLL_E_STOPPED;
+    /* Held across the callback: whatever it calls, only we free. */
+    c->ops++;
     atoll_conn_report_closed(c);
     c->ops = 0;
     c->in_ready = c->in_hs = false;

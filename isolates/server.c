@@ -563,8 +563,11 @@ void atoll__server_teardown(struct atoll_server *s)
         c->next_held = NULL;
     }
     atoll_server_release_member(s);
-    /* Isolate exit: the application hears on_closed once, to release. */
-    if (!s->closed_reported && s->state != ATOLL_SRV_FAILED && s->cb.on_closed) {
+    /* Isolate exit: the application hears on_closed once, to release; a
+     * close from inside it finds the server closing and does nothing. */
+    bool report = !s->closed_reported && s->state != ATOLL_SRV_FAILED;
+    s->state = ATOLL_SRV_CLOSING;
+    if (report && s->cb.on_closed) {
         s->closed_reported = true;
         s->cb.on_closed(s, s->user);
     }

@@ -473,3 +473,74 @@ Test(server, buffer_ring_exhaustion_is_flow_control, .timeout = 120)
     cr_assert_gt(st.recv_enobufs, 0, "the ring never ran dry: the test proves nothing");
     sup_shutdown(rt);
 }
+
+static _Atomic int stopped_status = 1;
+
+struct reclose {
+    uint16_t port;
+    sup_latch bound, delivered, closed;
+};
+static struct reclose g_rc;
+
+static void reclose_on_closed(atoll_conn *c, int status, void *user)
+{
+    (void)user;
+    atomic_store(&stopped_status, status);
+    atoll_conn_close(c); /* closing again from on_closed: harmless */
+}
+
+static void reclose_conn(atoll_server *s, atoll_conn *c, void *user)
+{
+    (void)s;
+    (void)user;
+    static const atoll_conn_callbacks cb = {.on_closed = reclose_on_closed};
+    atoll_conn_set_callbacks(c, &cb, NULL);
+    sup_latch_signal(&g_rc.delivered);
+}
+
+static void reclose_server_closed(atoll_server *s, void *user)
+{
+    (void)user;
+    atoll_server_close(s); /* closing again from on_closed: harmless */
+    sup_latch_signal(&g_rc.closed);
+}
+
+static void reclose_bound(atoll_server *s, int status, void *user)
+{
+    (void)user;
+    if (status == 0) {
+        g_rc.port = atoll_server_port(s);
+        atoll_server_start(s);
+    }
+    sup_latch_signal(&g_rc.bound);
+}
+
+static void reclose_bind_on(atoll_isolate *self, void *arg)
+{
+    (void)arg;
+    static const atoll_server_callbacks cb = {
+        .on_bound = reclose_bound, .on_connection = reclose_conn, .on_closed = reclose_server_closed};
+    atoll_server *s;
+    SUP_CHECK(atoll_server_bind(self, "127.0.0.1", 0, NULL, NULL, &cb, NULL, &s) == 0, "bind");
+}
+
+/* An isolate stopping with a connection and a server open: on_closed runs
+ * with ATOLL_E_STOPPED, and closing again from inside it is harmless (ASan
+ * checks there is no double free). */
+Test(server, stop_delivers_on_closed_and_tolerates_close_inside, .timeout = 30)
+{
+    atoll_runtime *rt = start(1);
+    sup_latch_init(&g_rc.bound);
+    sup_latch_init(&g_rc.delivered);
+    sup_latch_init(&g_rc.closed);
+    cr_assert_eq(sup_run_on(rt, 0, reclose_bind_on, NULL), 0);
+    cr_assert(sup_latch_wait(&g_rc.bound, 1, SUP_WAIT_MS));
+    sup_assert_no_failures();
+    int fd = ns_connect(AF_INET, "127.0.0.1", g_rc.port);
+    cr_assert_geq(fd, 0);
+    cr_assert(sup_latch_wait(&g_rc.delivered, 1, SUP_WAIT_MS));
+    sup_shutdown(rt);
+    cr_assert_eq(atomic_load(&stopped_status), ATOLL_E_STOPPED, "status %d", atomic_load(&stopped_status));
+    cr_assert_eq(sup_latch_get(&g_rc.closed), 1, "server on_closed once");
+    close(fd);
+}
