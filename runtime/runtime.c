@@ -56,6 +56,9 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
     int ret = atoll__probe(&info, &flags);
     if (ret < 0)
         return ret;
+    ret = atoll__wolfssl_init(); /* before any isolate can touch wolfSSL */
+    if (ret < 0)
+        return ret;
 
     atoll_runtime *rt = calloc(1, sizeof(*rt));
     if (!rt)

@@ -408,13 +408,20 @@ static void wolfssl_init(void)
     wolfssl_init_rc = wolfSSL_Init();
 }
 
+int atoll__wolfssl_init(void)
+{
+    /* wolfSSL_Init is not thread-safe (it seeds a global RNG): every path
+     * into wolfSSL goes through this once, before any isolate runs. */
+    pthread_once(&wolfssl_once, wolfssl_init);
+    return wolfssl_init_rc == WOLFSSL_SUCCESS ? 0 : -ENOMEM;
+}
+
 int atoll_security_context_new(atoll_security_context **out)
 {
     if (out == NULL)
         return -EINVAL;
     *out = NULL;
-    pthread_once(&wolfssl_once, wolfssl_init);
-    if (wolfssl_init_rc != WOLFSSL_SUCCESS)
+    if (atoll__wolfssl_init() < 0)
         return -ENOMEM;
     atoll_security_context *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL)

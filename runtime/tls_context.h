@@ -29,6 +29,10 @@ typedef struct atoll_ticket_keys {
     uint32_t rotation_s; /* default 3600 */
 } atoll_ticket_keys;
 
+/* Initialises wolfSSL once per process (thread-safe; wolfSSL_Init itself is
+ * not). Called by runtime creation and security contexts. 0 or -ENOMEM. */
+int atoll__wolfssl_init(void);
+
 /* Draws the master secret (wolfCrypt RNG). Returns 0 or -EIO. */
 int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s);
 
