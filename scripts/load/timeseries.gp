@@ -19,7 +19,7 @@ set ylabel "ops/s"
 if (xmax > 0) { set xrange [0:xmax] } else { set xrange [0:*] }
 set yrange [0:*]
 set grid
-set format y "%.0s%c"
+set format y "%.0f"
 set key bottom right
 if (y2col > 0) {
     set y2label y2label
