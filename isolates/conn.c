@@ -136,9 +136,9 @@ static void atoll_conn_free(struct atoll_conn *c)
         wolfSSL_free(c->ssl);
     atoll__certificate_free(c->peer_cert);
     free(c->alpn);
-    free(c->plain);
+    atoll__pool_put(&c->iso->net->plain_pool, c->plain);
     free(c->wpend);
-    free(c->out);
+    atoll__pool_put(&c->iso->net->out_pool, c->out);
     atoll__stats_unref(c->stats);
     c->iso->refs--;
     free(c);
@@ -330,7 +330,7 @@ void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
 size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len)
 {
     if (!c->out) {
-        c->out = malloc(ATOLL_CONN_OUT_CAP);
+        c->out = atoll__pool_get(&c->iso->net->out_pool, ATOLL_CONN_OUT_CAP);
         if (!c->out)
             return 0;
         c->out_len = c->out_sent = 0;
@@ -392,7 +392,7 @@ void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
     if (c->out_sent == c->out_len) {
         c->out_len = c->out_sent = 0;
         if (c->state == ATOLL_CONN_OPEN && !c->wpend_len) {
-            free(c->out); /* idle connections hold no output buffer */
+            atoll__pool_put(&c->iso->net->out_pool, c->out); /* idle: no output buffer */
             c->out = NULL;
         }
     }

@@ -234,7 +234,7 @@ void atoll__tls_pump_input(struct atoll_conn *c)
     if (c->seg_count == 0 && !wolfSSL_pending(c->ssl) && !c->recv_eof)
         return;
     if (!c->plain) {
-        c->plain = malloc(ATOLL_CONN_PLAIN_CAP);
+        c->plain = atoll__pool_get(&c->iso->net->plain_pool, ATOLL_CONN_PLAIN_CAP);
         if (!c->plain)
             return;
         c->plain_off = c->plain_len = 0;
@@ -261,7 +261,7 @@ void atoll__tls_pump_input(struct atoll_conn *c)
         return;
     }
     if (c->plain_len == 0) {
-        free(c->plain); /* idle connections hold no plaintext buffer */
+        atoll__pool_put(&c->iso->net->plain_pool, c->plain); /* idle: no plaintext buffer */
         c->plain = NULL;
     }
     atoll__conn_kick_send(c);

@@ -73,6 +73,27 @@ int atoll__net_get(struct atoll_isolate *iso, atoll_net **out)
     return 0;
 }
 
+void *atoll__pool_get(atoll_buf_pool *p, size_t size)
+{
+    return p->n ? p->bufs[--p->n] : malloc(size);
+}
+
+void atoll__pool_put(atoll_buf_pool *p, void *buf)
+{
+    if (!buf)
+        return;
+    if (p->n < ATOLL_NET_POOL)
+        p->bufs[p->n++] = buf;
+    else
+        free(buf);
+}
+
+static void atoll_pool_drain(atoll_buf_pool *p)
+{
+    while (p->n)
+        free(p->bufs[--p->n]);
+}
+
 uint8_t *atoll__bufring_addr(atoll_bufring *b, uint16_t bid)
 {
     return b->base + (size_t)bid * b->size;
@@ -230,6 +251,8 @@ void atoll__net_teardown(struct atoll_isolate *iso)
         atoll_security_context_release(net->tls_ctxs[i].sctx);
     }
     free(net->tls_ctxs);
+    atoll_pool_drain(&net->plain_pool);
+    atoll_pool_drain(&net->out_pool);
     /* The buffer ring memory stays mapped until the ring is closed (join):
      * the kernel owns its registration. */
     iso->net_keep = net;

@@ -44,8 +44,17 @@ typedef struct atoll_tls_ctx_entry {
     uint32_t users;
 } atoll_tls_ctx_entry;
 
+/* Buffers released by idle connections, kept for the next busy one: idle
+ * connections hold none, and a request/response costs no allocation. */
+#define ATOLL_NET_POOL 64
+typedef struct atoll_buf_pool {
+    void *bufs[ATOLL_NET_POOL];
+    uint32_t n;
+} atoll_buf_pool;
+
 typedef struct atoll_net {
     atoll_bufring bufs;
+    atoll_buf_pool plain_pool, out_pool;
     struct atoll_server *servers;  /* all servers of the isolate */
     struct atoll_conn *conns;      /* all connections */
     struct atoll_conn *ready_head; /* connections with events to dispatch */
@@ -168,6 +177,8 @@ struct atoll_conn {
 };
 
 /* net.c */
+void *atoll__pool_get(atoll_buf_pool *p, size_t size);
+void atoll__pool_put(atoll_buf_pool *p, void *buf);
 int atoll__net_get(struct atoll_isolate *iso, atoll_net **out);
 void atoll__net_turn(struct atoll_isolate *iso);
 void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe);
