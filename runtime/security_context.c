@@ -757,6 +757,36 @@ static WOLF_STACK_OF(WOLFSSL_X509_NAME) * authority_names(const atoll_security_c
     return names;
 }
 
+/* Loads the context's chain, key and trusted certificates into `w`. The
+ * material was validated when set: a failure now is memory. */
+static int apply_material(const atoll_security_context *ctx, WOLFSSL_CTX *w)
+{
+    if (ctx->chain.data != NULL && wolfSSL_CTX_use_certificate_chain_buffer_format(
+                                       w, ctx->chain.data, (long)ctx->chain.len, ctx->chain.format) != WOLFSSL_SUCCESS)
+        return ATOLL_E_TLS_MATERIAL;
+    if (ctx->key.data != NULL && wolfSSL_CTX_use_PrivateKey_buffer(w, ctx->key.data, (long)ctx->key.len,
+                                                                   WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS)
+        return ATOLL_E_TLS_MATERIAL;
+    for (size_t i = 0; i < ctx->ntrusted; i++) {
+        const blob *b = &ctx->trusted[i];
+        if (wolfSSL_CTX_load_verify_buffer(w, b->data, (long)b->len, b->format) != WOLFSSL_SUCCESS)
+            return ATOLL_E_TLS_MATERIAL;
+    }
+    return 0;
+}
+
+/* Cipher order for the crypto present, and groups X25519 first. */
+static int apply_preferences(WOLFSSL_CTX *w)
+{
+    if (wolfSSL_CTX_set_cipher_list(w, atoll__tls_aes_fast() ? ciphers_aes_first : ciphers_chacha_first) !=
+        WOLFSSL_SUCCESS)
+        return ATOLL_E_TLS_MATERIAL;
+    int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
+    if (wolfSSL_CTX_set_groups(w, groups, (int)(sizeof(groups) / sizeof(groups[0]))) != WOLFSSL_SUCCESS)
+        return ATOLL_E_TLS_MATERIAL;
+    return 0;
+}
+
 int atoll__tls_server_ctx_new(atoll_security_context *ctx, atoll_ticket_keys *keys, WOLFSSL_CTX **out)
 {
     if (ctx == NULL || out == NULL)
@@ -772,20 +802,8 @@ int atoll__tls_server_ctx_new(atoll_security_context *ctx, atoll_ticket_keys *ke
     if (wolfSSL_CTX_SetMinVersion(w, ctx->min_version) != WOLFSSL_SUCCESS)
         rc = ATOLL_E_TLS_MATERIAL;
 
-    /* Material was validated when set; a failure now is memory. */
-    if (rc == 0 && ctx->chain.data != NULL &&
-        wolfSSL_CTX_use_certificate_chain_buffer_format(w, ctx->chain.data, (long)ctx->chain.len, ctx->chain.format) !=
-            WOLFSSL_SUCCESS)
-        rc = ATOLL_E_TLS_MATERIAL;
-    if (rc == 0 && ctx->key.data != NULL &&
-        wolfSSL_CTX_use_PrivateKey_buffer(w, ctx->key.data, (long)ctx->key.len, WOLFSSL_FILETYPE_ASN1) !=
-            WOLFSSL_SUCCESS)
-        rc = ATOLL_E_TLS_MATERIAL;
-    for (size_t i = 0; rc == 0 && i < ctx->ntrusted; i++) {
-        const blob *b = &ctx->trusted[i];
-        if (wolfSSL_CTX_load_verify_buffer(w, b->data, (long)b->len, b->format) != WOLFSSL_SUCCESS)
-            rc = ATOLL_E_TLS_MATERIAL;
-    }
+    if (rc == 0)
+        rc = apply_material(ctx, w);
     if (rc == 0 && ctx->nauthorities > 0) {
         /* Sent in the CertificateRequest. Without client authorities the
          * list is empty: the client may send any certificate. */
@@ -796,20 +814,14 @@ int atoll__tls_server_ctx_new(atoll_security_context *ctx, atoll_ticket_keys *ke
             wolfSSL_CTX_set_client_CA_list(w, names);
     }
 
-    if (rc == 0 && wolfSSL_CTX_set_cipher_list(w, atoll__tls_aes_fast() ? ciphers_aes_first : ciphers_chacha_first) !=
-                       WOLFSSL_SUCCESS)
-        rc = ATOLL_E_TLS_MATERIAL;
-    if (rc == 0) {
-        /* Our order, not the client's, picks the cipher. */
+    if (rc == 0)
+        rc = apply_preferences(w);
+    /* Our order, not the client's, picks the cipher. TLS 1.3: among the key
+     * shares a client sent, the best ranked wins (no HelloRetryRequest just
+     * for preference: one P-256 share is taken as is). TLS 1.2 ECDHE follows
+     * the client's curve order in wolfSSL 5.5, whatever is set here. */
+    if (rc == 0)
         wolfSSL_CTX_set_options(w, WOLFSSL_OP_CIPHER_SERVER_PREFERENCE);
-        /* TLS 1.3: among the key shares a client sent, the best ranked here
-         * wins (no HelloRetryRequest just for preference: one P-256 share
-         * is taken as is). TLS 1.2 ECDHE follows the client's curve order
-         * in wolfSSL 5.5, whatever is set here. */
-        int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
-        if (wolfSSL_CTX_set_groups(w, groups, (int)(sizeof(groups) / sizeof(groups[0]))) != WOLFSSL_SUCCESS)
-            rc = ATOLL_E_TLS_MATERIAL;
-    }
     if (rc == 0)
         wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_NONE, NULL);
 
@@ -846,31 +858,13 @@ int atoll__tls_client_ctx_new(atoll_security_context *ctx, const char *ca_file, 
         rc = ATOLL_E_TLS_MATERIAL;
     if (ctx != NULL) {
         atomic_store(&ctx->in_use, true); /* shared read-only from now on */
-        if (rc == 0 && ctx->chain.data != NULL &&
-            wolfSSL_CTX_use_certificate_chain_buffer_format(w, ctx->chain.data, (long)ctx->chain.len,
-                                                            ctx->chain.format) != WOLFSSL_SUCCESS)
-            rc = ATOLL_E_TLS_MATERIAL;
-        if (rc == 0 && ctx->key.data != NULL &&
-            wolfSSL_CTX_use_PrivateKey_buffer(w, ctx->key.data, (long)ctx->key.len, WOLFSSL_FILETYPE_ASN1) !=
-                WOLFSSL_SUCCESS)
-            rc = ATOLL_E_TLS_MATERIAL;
-        for (size_t i = 0; rc == 0 && i < ctx->ntrusted; i++) {
-            const blob *b = &ctx->trusted[i];
-            if (wolfSSL_CTX_load_verify_buffer(w, b->data, (long)b->len, b->format) != WOLFSSL_SUCCESS)
-                rc = ATOLL_E_TLS_MATERIAL;
-        }
+        if (rc == 0)
+            rc = apply_material(ctx, w);
     }
     if (rc == 0 && ca_file != NULL && wolfSSL_CTX_load_verify_locations(w, ca_file, NULL) != WOLFSSL_SUCCESS)
         rc = ATOLL_E_TLS_MATERIAL;
-    if (rc == 0 && wolfSSL_CTX_set_cipher_list(w, atoll__tls_aes_fast() ? ciphers_aes_first : ciphers_chacha_first) !=
-                       WOLFSSL_SUCCESS)
-        rc = ATOLL_E_TLS_MATERIAL;
-    if (rc == 0) {
-        /* X25519 first: the key share sent in the ClientHello. */
-        int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
-        if (wolfSSL_CTX_set_groups(w, groups, (int)(sizeof(groups) / sizeof(groups[0]))) != WOLFSSL_SUCCESS)
-            rc = ATOLL_E_TLS_MATERIAL;
-    }
+    if (rc == 0)
+        rc = apply_preferences(w); /* X25519 first: the key share a ClientHello sends */
     if (rc != 0) {
         wolfSSL_CTX_free(w);
         return rc;
