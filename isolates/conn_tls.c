@@ -167,8 +167,6 @@ static void atoll_tls_fail(struct atoll_conn *c, int err)
     char reason[96];
     wolfSSL_ERR_error_string_n((unsigned long)err, reason, sizeof(reason));
     int status = atoll_tls_classify(err);
-    if (getenv("ATOLL_DEBUG_TLS"))
-        fprintf(stderr, "tls fail: %s err=%d %s\n", c->client ? "client" : "server", err, reason);
     if (status == ATOLL_E_PEER_CLOSED)
         snprintf(reason, sizeof(reason), "%s", atoll_strerror(ATOLL_E_PEER_CLOSED));
     atoll__conn_kick_send(c); /* let the alert out */
