@@ -307,7 +307,6 @@ void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
     } else if (res == -ENOBUFS) {
         /* Flow control, not an error: wait for buffers to come back. */
         atoll_bufring *b = &c->iso->net->bufs;
-        b->enobufs++;
         atoll_stat_add(&c->iso->stats.recv_enobufs, 1);
         if (!c->recv_parked && !c->recv_armed) {
             c->recv_parked = true;

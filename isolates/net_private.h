@@ -33,7 +33,6 @@ typedef struct atoll_bufring {
     bool ready;
     uint32_t held;             /* buffers lent to connections */
     struct atoll_conn *parked; /* connections waiting for buffers */
-    uint64_t enobufs;          /* times a recv ran out of buffers */
 } atoll_bufring;
 
 /* One wolfSSL context per (security context, resumption) on this isolate. */
