@@ -211,6 +211,27 @@ static WOLFSSL_CTX *scratch_ctx(void)
     return w;
 }
 
+/* begin_set() plus the wolfSSL format of `enc`: the prologue of every
+ * use_/set_ call that takes material. */
+static int begin_set_format(atoll_security_context *ctx, const void *data, size_t len, atoll_encoding enc, int *format)
+{
+    int rc = begin_set(ctx, data, len);
+    return rc != 0 ? rc : wolfssl_format(ctx, enc, format);
+}
+
+/* Validates material by loading it into a throwaway context with `load`. */
+static int scratch_load(atoll_security_context *ctx, const char *what,
+                        int (*load)(WOLFSSL_CTX *, const unsigned char *, long, int), const void *data, size_t len,
+                        int format)
+{
+    WOLFSSL_CTX *w = scratch_ctx();
+    if (w == NULL)
+        return -ENOMEM;
+    int wrc = load(w, data, (long)len, format);
+    scratch_free(w);
+    return wrc == WOLFSSL_SUCCESS ? 0 : material_error(ctx, what, wrc);
+}
+
 /*
  * Whether an EC key is the certificate's: recomputes the public point from
  * the private scalar and compares it with the certificate's. Needed because
@@ -470,19 +491,13 @@ int atoll_security_context_use_certificate_chain(atoll_security_context *ctx, co
                                                  atoll_encoding enc)
 {
     int format = 0;
-    int rc = begin_set(ctx, data, len);
-    if (rc == 0)
-        rc = wolfssl_format(ctx, enc, &format);
+    int rc = begin_set_format(ctx, data, len, enc, &format);
     if (rc != 0)
         return rc;
 
-    WOLFSSL_CTX *w = scratch_ctx();
-    if (w == NULL)
-        return -ENOMEM;
-    int wrc = wolfSSL_CTX_use_certificate_chain_buffer_format(w, data, (long)len, format);
-    scratch_free(w);
-    if (wrc != WOLFSSL_SUCCESS)
-        return material_error(ctx, "certificate chain", wrc);
+    rc = scratch_load(ctx, "certificate chain", wolfSSL_CTX_use_certificate_chain_buffer_format, data, len, format);
+    if (rc != 0)
+        return rc;
     /* A key in PEM format is a "no certificate" error above; make sure the
      * leaf really is a certificate in DER too (wolfSSL parses it lazily). */
     blob given = {.data = (uint8_t *)(uintptr_t)data, .len = len, .format = format};
@@ -592,9 +607,7 @@ int atoll_security_context_use_private_key(atoll_security_context *ctx, const vo
                                            atoll_encoding enc, const char *password)
 {
     int format = 0;
-    int rc = begin_set(ctx, data, len);
-    if (rc == 0)
-        rc = wolfssl_format(ctx, enc, &format);
+    int rc = begin_set_format(ctx, data, len, enc, &format);
     if (rc != 0)
         return rc;
     blob key;
@@ -620,18 +633,12 @@ int atoll_security_context_set_trusted_certificates(atoll_security_context *ctx,
                                                     atoll_encoding enc)
 {
     int format = 0;
-    int rc = begin_set(ctx, data, len);
-    if (rc == 0)
-        rc = wolfssl_format(ctx, enc, &format);
+    int rc = begin_set_format(ctx, data, len, enc, &format);
     if (rc != 0)
         return rc;
-    WOLFSSL_CTX *w = scratch_ctx();
-    if (w == NULL)
-        return -ENOMEM;
-    int wrc = wolfSSL_CTX_load_verify_buffer(w, data, (long)len, format);
-    scratch_free(w);
-    if (wrc != WOLFSSL_SUCCESS)
-        return material_error(ctx, "trusted certificates", wrc);
+    rc = scratch_load(ctx, "trusted certificates", wolfSSL_CTX_load_verify_buffer, data, len, format);
+    if (rc != 0)
+        return rc;
     blob *grown = realloc(ctx->trusted, (ctx->ntrusted + 1) * sizeof(*grown));
     if (grown == NULL)
         return -ENOMEM;
@@ -646,9 +653,7 @@ int atoll_security_context_set_client_authorities(atoll_security_context *ctx, c
                                                   atoll_encoding enc)
 {
     int format = 0;
-    int rc = begin_set(ctx, data, len);
-    if (rc == 0)
-        rc = wolfssl_format(ctx, enc, &format);
+    int rc = begin_set_format(ctx, data, len, enc, &format);
     if (rc != 0)
         return rc;
     blob given = {.data = (uint8_t *)(uintptr_t)data, .len = len, .format = format};
