@@ -334,3 +334,46 @@ int ns_echo_roundtrip(int fd, size_t n)
     free(in);
     return rc;
 }
+
+int ns_bind_group(ns_app *app, ns_server *s, uint32_t n, const char *address)
+{
+    app->opts.shared = true;
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        rc = ns_bind(app, &s[i], i, address, i ? s[0].port : 0);
+    return rc;
+}
+
+atoll_security_context *ns_server_ctx(void)
+{
+    atoll_security_context *ctx;
+    if (atoll_security_context_new(&ctx) < 0)
+        return NULL;
+    if (atoll_security_context_use_certificate_chain_file(ctx, NS_CERT("server_chain.pem"), ATOLL_ENCODING_PEM) < 0 ||
+        atoll_security_context_use_private_key_file(ctx, NS_CERT("server_key.pem"), ATOLL_ENCODING_PEM, NULL) < 0 ||
+        atoll_security_context_set_trusted_certificates_file(ctx, NS_CERT("client_authority.pem"), ATOLL_ENCODING_PEM) <
+            0 ||
+        atoll_security_context_set_client_authorities_file(ctx, NS_CERT("client_authority.pem"), ATOLL_ENCODING_PEM) <
+            0) {
+        sup_fail(__FILE__, __LINE__, "server context: %s", atoll_security_context_last_error(ctx));
+        atoll_security_context_release(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int ns_bound_socket(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof(in);
+    if (bind(fd, (struct sockaddr *)&in, sizeof(in)) < 0 || getsockname(fd, (struct sockaddr *)&in, &l) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    *port = ntohs(in.sin_port);
+    return fd;
+}

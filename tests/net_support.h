@@ -54,6 +54,22 @@ int ns_pause(ns_server *s);
 int ns_resume(ns_server *s);
 int ns_close(ns_server *s); /* waits for on_closed */
 
+/* Binds servers on isolates 0..n-1 of one shared group (app->opts.shared is
+ * set): the first on port 0, the others on the port it got. 0 or the first
+ * failing on_bound status. */
+int ns_bind_group(ns_app *app, ns_server *s, uint32_t n, const char *address);
+
+/* The test certificates (tests/certs/make-certs.sh, a ctest fixture). */
+#define NS_CERT(f) ATOLL_TEST_CERTS_DIR "/" f
+
+/* The server context of the Dart tests: the localhost chain and key,
+ * trusting and advertising the client authority. NULL on failure. */
+atoll_security_context *ns_server_ctx(void);
+
+/* An IPv4 loopback socket bound to an ephemeral port, not listening (so a
+ * connect to it is refused): the fd, *port set; or -errno. */
+int ns_bound_socket(uint16_t *port);
+
 /* Blocking client: connect to host:port (family AF_INET / AF_INET6), 10 s timeouts. Returns fd or -errno. */
 int ns_connect(int family, const char *host, uint16_t port);
 /* recv() retried on EINTR. */

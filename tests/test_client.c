@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CERT(f) ATOLL_TEST_CERTS_DIR "/" f
+#define CERT(f) NS_CERT(f)
 
 typedef struct cl {
     const char *host;
@@ -115,24 +115,14 @@ static cl *cl_new(const char *host, int port)
 
 static atoll_security_context *server_ctx(void)
 {
-    atoll_security_context *ctx;
-    cr_assert_eq(atoll_security_context_new(&ctx), 0);
-    cr_assert_eq(atoll_security_context_use_certificate_chain_file(ctx, CERT("server_chain.pem"), ATOLL_ENCODING_PEM),
-                 0);
-    cr_assert_eq(atoll_security_context_use_private_key_file(ctx, CERT("server_key.pem"), ATOLL_ENCODING_PEM, NULL), 0);
+    atoll_security_context *ctx = ns_server_ctx();
+    cr_assert_not_null(ctx, "%s", sup_first_failure());
     return ctx;
-}
-
-static atoll_runtime *start(uint32_t n)
-{
-    atoll_runtime_options o;
-    sup_options(&o, n);
-    return sup_start(&o);
 }
 
 Test(client, plain_connect_echo_against_atoll_server, .timeout = 30)
 {
-    atoll_runtime *rt = start(2);
+    atoll_runtime *rt = sup_start_n(2);
     ns_app app;
     ns_app_init(&app, rt);
     ns_server s;
@@ -151,7 +141,7 @@ Test(client, plain_connect_echo_against_atoll_server, .timeout = 30)
 
 Test(client, tls_verify_name_alpn_and_resume_against_atoll_server, .timeout = 60)
 {
-    atoll_runtime *rt = start(2);
+    atoll_runtime *rt = sup_start_n(2);
     ns_app app;
     ns_app_init(&app, rt);
     app.ctx = server_ctx();
@@ -217,14 +207,11 @@ Test(client, tls_verify_name_alpn_and_resume_against_atoll_server, .timeout = 60
 
 Test(client, errors_refused_lookup_timeout, .timeout = 60)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     /* A port nobody listens on. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&in, sizeof(in));
-    socklen_t l = sizeof(in);
-    getsockname(fd, (struct sockaddr *)&in, &l);
-    uint16_t dead = ntohs(in.sin_port);
+    uint16_t dead;
+    int fd = ns_bound_socket(&dead);
+    cr_assert_geq(fd, 0);
     cl *x = cl_new("127.0.0.1", dead);
     cl_run(rt, 0, x);
     cr_assert_eq(x->status, -ECONNREFUSED, "%s", atoll_error_name(x->status));
@@ -252,12 +239,9 @@ Test(client, errors_refused_lookup_timeout, .timeout = 60)
 Test(client, tls_against_openssl_s_server, .timeout = 60)
 {
     /* An ephemeral port for s_server. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&in, sizeof(in));
-    socklen_t l = sizeof(in);
-    getsockname(fd, (struct sockaddr *)&in, &l);
-    uint16_t port = ntohs(in.sin_port);
+    uint16_t port;
+    int fd = ns_bound_socket(&port);
+    cr_assert_geq(fd, 0);
     close(fd);
     int pipefd[2];
     cr_assert_eq(pipe(pipefd), 0);
@@ -281,7 +265,7 @@ Test(client, tls_against_openssl_s_server, .timeout = 60)
         ready = strstr(line, "ACCEPT") != NULL;
     cr_assert(ready, "openssl s_server did not start");
 
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     const char *offer[] = {"http/1.1"};
     cl *x = cl_new("127.0.0.1", port);
     x->opts.secure = true;

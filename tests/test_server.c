@@ -16,13 +16,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static atoll_runtime *start(uint32_t n)
-{
-    atoll_runtime_options o;
-    sup_options(&o, n);
-    return sup_start(&o);
-}
-
 struct args_ctx {
     int rc[16];
 };
@@ -77,7 +70,7 @@ static void bind_args_on(atoll_isolate *self, void *arg)
 
 Test(server, argument_errors_are_synchronous, .timeout = 30)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     struct args_ctx c;
     memset(&c, 0x7f, sizeof(c));
     cr_assert_eq(sup_run_on(rt, 0, bind_args_on, &c), 0);
@@ -98,7 +91,7 @@ Test(server, bind_port0_then_shared_same_port, .timeout = 30)
     const char *hosts[] = {"127.0.0.1", "::1"};
     for (int h = 0; h < 2; h++)
         for (int v6 = 0; v6 < 2; v6++) {
-            atoll_runtime *rt = start(2);
+            atoll_runtime *rt = sup_start_n(2);
             ns_app app;
             ns_app_init(&app, rt);
             app.opts.shared = true;
@@ -128,7 +121,7 @@ Test(server, bind_port0_then_shared_same_port, .timeout = 30)
 
 Test(server, shared_and_v6only_mismatch_errors, .timeout = 30)
 {
-    atoll_runtime *rt = start(2);
+    atoll_runtime *rt = sup_start_n(2);
     ns_app app;
     ns_app_init(&app, rt);
     ns_server a, b;
@@ -165,7 +158,7 @@ Test(server, shared_and_v6only_mismatch_errors, .timeout = 30)
 
 Test(server, invalid_binds_fail_through_on_bound, .timeout = 60)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     ns_app app;
     ns_app_init(&app, rt);
     ns_server s;
@@ -175,16 +168,14 @@ Test(server, invalid_binds_fail_through_on_bound, .timeout = 60)
     rc = ns_bind(&app, &s, 0, "8.8.8.8", 0);
     cr_assert_eq(rc, -EADDRNOTAVAIL, "8.8.8.8: %d %s", rc, atoll_error_name(rc));
     /* A port held by a socket outside the registry. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&in, sizeof(in)), 0);
+    uint16_t held;
+    int fd = ns_bound_socket(&held);
+    cr_assert_geq(fd, 0);
     cr_assert_eq(listen(fd, 4), 0);
-    socklen_t l = sizeof(in);
-    getsockname(fd, (struct sockaddr *)&in, &l);
-    rc = ns_bind(&app, &s, 0, "127.0.0.1", ntohs(in.sin_port));
+    rc = ns_bind(&app, &s, 0, "127.0.0.1", held);
     cr_assert_eq(rc, -EADDRINUSE, "port in use: %d %s", rc, atoll_error_name(rc));
     app.opts.shared = true;
-    rc = ns_bind(&app, &s, 0, "127.0.0.1", ntohs(in.sin_port));
+    rc = ns_bind(&app, &s, 0, "127.0.0.1", held);
     cr_assert_eq(rc, -EADDRINUSE, "shared never joins a foreign socket without SO_REUSEPORT: %d", rc);
     close(fd);
     /* "localhost" resolves and binds. */
@@ -202,7 +193,7 @@ static void nothing_on(atoll_isolate *self, void *arg)
 
 Test(server, listen_after_connect_delivers_on_start, .timeout = 30)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     ns_app app;
     ns_app_init(&app, rt);
     app.autostart = false;
@@ -223,7 +214,7 @@ Test(server, listen_after_connect_delivers_on_start, .timeout = 30)
 
 Test(server, echo_half_close_both_ends, .timeout = 30)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     ns_app app;
     ns_app_init(&app, rt);
     ns_server s;
@@ -245,7 +236,7 @@ static void *count_until_failure(void *arg);
 
 Test(server, pause_steers_away_and_resume_takes_share, .timeout = 60)
 {
-    atoll_runtime *rt = start(2);
+    atoll_runtime *rt = sup_start_n(2);
     ns_app app;
     ns_app_init(&app, rt);
     app.opts.shared = true;
@@ -308,14 +299,11 @@ static void *count_until_failure(void *arg)
 
 Test(server, closing_one_shared_server_under_load_loses_nothing, .timeout = 120)
 {
-    atoll_runtime *rt = start(3);
+    atoll_runtime *rt = sup_start_n(3);
     ns_app app;
     ns_app_init(&app, rt);
-    app.opts.shared = true;
     ns_server s[3];
-    cr_assert_eq(ns_bind(&app, &s[0], 0, "127.0.0.1", 0), 0);
-    cr_assert_eq(ns_bind(&app, &s[1], 1, "127.0.0.1", s[0].port), 0);
-    cr_assert_eq(ns_bind(&app, &s[2], 2, "127.0.0.1", s[0].port), 0);
+    cr_assert_eq(ns_bind_group(&app, s, 3, "127.0.0.1"), 0);
     struct churn c = {.port = s[0].port, .target = 600};
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
@@ -359,7 +347,7 @@ static void listen_conn(atoll_server *s, atoll_conn *c, void *user)
 
 Test(server, runtime_listen_serves_each_connection_once_per_isolate, .timeout = 60)
 {
-    atoll_runtime *rt = start(4);
+    atoll_runtime *rt = sup_start_n(4);
     struct per_iso p;
     memset(&p, 0, sizeof(p));
     atoll_server_callbacks cb = {.on_connection = listen_conn};
@@ -403,7 +391,7 @@ Test(server, runtime_listen_serves_each_connection_once_per_isolate, .timeout = 
 
 Test(server, dual_stack_and_v6only, .timeout = 30)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     ns_app app;
     ns_app_init(&app, rt);
     ns_server s;
@@ -529,7 +517,7 @@ static void reclose_bind_on(atoll_isolate *self, void *arg)
  * checks there is no double free). */
 Test(server, stop_delivers_on_closed_and_tolerates_close_inside, .timeout = 30)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     sup_latch_init(&g_rc.bound);
     sup_latch_init(&g_rc.delivered);
     sup_latch_init(&g_rc.closed);

@@ -22,29 +22,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CERT(f) ATOLL_TEST_CERTS_DIR "/" f
+#define CERT(f) NS_CERT(f)
 
-static atoll_runtime *start(uint32_t n)
-{
-    atoll_runtime_options o;
-    sup_options(&o, n);
-    return sup_start(&o);
-}
-
-/* The server context of the Dart tests: localhost chain + key, trusting the
- * client authority for client certificates. */
 static atoll_security_context *server_ctx(void)
 {
-    atoll_security_context *ctx;
-    cr_assert_eq(atoll_security_context_new(&ctx), 0);
-    cr_assert_eq(atoll_security_context_use_certificate_chain_file(ctx, CERT("server_chain.pem"), ATOLL_ENCODING_PEM),
-                 0, "%s", atoll_security_context_last_error(ctx));
-    cr_assert_eq(atoll_security_context_use_private_key_file(ctx, CERT("server_key.pem"), ATOLL_ENCODING_PEM, NULL), 0,
-                 "%s", atoll_security_context_last_error(ctx));
-    cr_assert_eq(
-        atoll_security_context_set_trusted_certificates_file(ctx, CERT("client_authority.pem"), ATOLL_ENCODING_PEM), 0);
-    cr_assert_eq(
-        atoll_security_context_set_client_authorities_file(ctx, CERT("client_authority.pem"), ATOLL_ENCODING_PEM), 0);
+    atoll_security_context *ctx = ns_server_ctx();
+    cr_assert_not_null(ctx, "%s", sup_first_failure());
     return ctx;
 }
 
@@ -89,7 +72,7 @@ static void wait_errors(ns_server *s, long n)
 
 Test(tls, simple_connect_and_echo, .timeout = 60)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     ns_app app;
     ns_app_init(&app, rt);
     app.ctx = server_ctx();
@@ -114,7 +97,7 @@ Test(tls, simple_connect_and_echo, .timeout = 60)
 
 Test(tls, bad_server_credentials_fail_every_handshake, .timeout = 60)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     for (int k = 0; k < 3; k++) {
         ns_app app;
         ns_app_init(&app, rt);
@@ -151,7 +134,7 @@ Test(tls, client_certificates_request_and_require, .timeout = 90)
 {
     struct cc_case cases[] = {
         {true, false, false, true}, {true, false, true, true}, {false, true, true, true}, {false, true, false, false}};
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     for (int k = 0; k < 4; k++) {
         ns_app app;
         ns_app_init(&app, rt);
@@ -231,7 +214,7 @@ Test(tls, alpn_server_preference_and_no_overlap, .timeout = 90)
         {{"c"}, 1, "a,b,c", "c"},           {{"a"}, 1, "b", NULL},
         {{NULL}, 0, "a,b", NULL},           {{"a", "b"}, 2, NULL, NULL},
     };
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         ns_app app;
         ns_app_init(&app, rt);
@@ -283,7 +266,7 @@ Test(tls, alpn_server_preference_and_no_overlap, .timeout = 90)
  * and the server keeps serving good clients in between (Dart G1, G3). */
 Test(tls, bad_clients_each_one_error_server_keeps_serving, .timeout = 90)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     ns_app app;
     ns_app_init(&app, rt);
     app.ctx = server_ctx();
@@ -368,7 +351,7 @@ static void *one_client(void *arg)
 
 Test(tls, five_concurrent_clients, .timeout = 60)
 {
-    atoll_runtime *rt = start(2);
+    atoll_runtime *rt = sup_start_n(2);
     ns_app app;
     ns_app_init(&app, rt);
     app.ctx = server_ctx();
@@ -407,7 +390,7 @@ static void resume_conn(atoll_server *s, atoll_conn *c, void *user)
 
 Test(tls, resumption_works_whichever_isolate_the_client_lands_on, .timeout = 120)
 {
-    atoll_runtime *rt = start(4);
+    atoll_runtime *rt = sup_start_n(4);
     atoll_security_context *ctx = server_ctx();
     struct resume_ctx r;
     memset(&r, 0, sizeof(r));
@@ -459,7 +442,7 @@ static int run(const char *cmd, char *out, size_t cap)
 
 Test(tls, openssl_s_client_alpn_and_client_certificates, .timeout = 120)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     struct {
         bool request, require, send, ok;
     } cases[] = {{false, false, false, true},
@@ -508,7 +491,7 @@ Test(tls, openssl_s_client_alpn_and_client_certificates, .timeout = 120)
 
 Test(tls, curl_over_https, .timeout = 60)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     ns_app app;
     ns_app_init(&app, rt);
     app.ctx = server_ctx();
@@ -565,15 +548,12 @@ static void *tls_churn_client(void *arg)
  * connecting: no client sees a reset or a failed handshake. */
 Test(tls, closing_shared_servers_under_continuous_connects, .timeout = 120)
 {
-    atoll_runtime *rt = start(3);
+    atoll_runtime *rt = sup_start_n(3);
     ns_app app;
     ns_app_init(&app, rt);
     app.ctx = server_ctx();
-    app.opts.shared = true;
     ns_server s[3];
-    cr_assert_eq(ns_bind(&app, &s[0], 0, "127.0.0.1", 0), 0);
-    cr_assert_eq(ns_bind(&app, &s[1], 1, "127.0.0.1", s[0].port), 0);
-    cr_assert_eq(ns_bind(&app, &s[2], 2, "127.0.0.1", s[0].port), 0);
+    cr_assert_eq(ns_bind_group(&app, s, 3, "127.0.0.1"), 0);
     struct tls_churn t = {.port = s[0].port, .target = 150};
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
@@ -602,29 +582,28 @@ Test(tls, closing_shared_servers_under_continuous_connects, .timeout = 120)
  * connection: the runtime's steering only picks its own members. */
 Test(tls, foreign_reuseport_socket_gets_nothing, .timeout = 60)
 {
-    atoll_runtime *rt = start(2);
+    atoll_runtime *rt = sup_start_n(2);
     ns_app app;
     ns_app_init(&app, rt);
-    app.opts.shared = true;
-    ns_server a, b;
-    cr_assert_eq(ns_bind(&app, &a, 0, "127.0.0.1", 0), 0);
-    cr_assert_eq(ns_bind(&app, &b, 1, "127.0.0.1", a.port), 0);
+    ns_server s[2];
+    cr_assert_eq(ns_bind_group(&app, s, 2, "127.0.0.1"), 0);
+    ns_server *a = &s[0], *b = &s[1];
     int foreign = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(foreign, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     struct sockaddr_in in = {
-        .sin_family = AF_INET, .sin_port = htons(a.port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        .sin_family = AF_INET, .sin_port = htons(a->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(bind(foreign, (struct sockaddr *)&in, sizeof(in)), 0, "the kernel lets a same-user socket join");
     cr_assert_eq(listen(foreign, 64), 0);
     for (int i = 0; i < 60; i++) {
-        int fd = ns_connect(AF_INET, "127.0.0.1", a.port);
+        int fd = ns_connect(AF_INET, "127.0.0.1", a->port);
         cr_assert_geq(fd, 0);
         cr_assert_eq(ns_echo_roundtrip(fd, 10), 0, "connection %d not served by atoll", i);
         close(fd);
     }
     cr_assert_lt(accept(foreign, NULL, NULL), 0, "the foreign socket received a connection");
     cr_assert_eq(errno, EAGAIN);
-    cr_assert_eq(atomic_load(&a.connections) + atomic_load(&b.connections), 60);
+    cr_assert_eq(atomic_load(&a->connections) + atomic_load(&b->connections), 60);
     close(foreign);
     sup_shutdown(rt);
 }
@@ -633,7 +612,7 @@ Test(tls, foreign_reuseport_socket_gets_nothing, .timeout = 60)
  * working after it closed; then everything closes cleanly. */
 Test(tls, close_server_keeps_delivered_connections, .timeout = 60)
 {
-    atoll_runtime *rt = start(1);
+    atoll_runtime *rt = sup_start_n(1);
     ns_app app;
     ns_app_init(&app, rt);
     app.ctx = server_ctx();
