@@ -352,8 +352,6 @@ int atoll_connect(atoll_isolate *self, const char *host, int port, const atoll_c
         return -EINVAL;
     if (self->exiting)
         return ATOLL_E_STOPPED;
-    if (opts.ca_file && access(opts.ca_file, R_OK) != 0)
-        return ATOLL_E_TLS_MATERIAL;
     char *csv = NULL;
     int ret = atoll_alpn_csv(&opts, &csv);
     if (ret < 0)

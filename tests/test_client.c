@@ -222,6 +222,13 @@ Test(client, errors_refused_lookup_timeout, .timeout = 60)
     x->opts.timeout_ms = 300;
     cl_run(rt, 0, x);
     cr_assert_eq(x->status, ATOLL_E_TIMEDOUT, "%s", atoll_error_name(x->status));
+    /* An unreadable CA file fails the connect through on_connect. */
+    cl *w = cl_new("127.0.0.1", dead);
+    w->opts.secure = true;
+    w->opts.ca_file = "/nonexistent/ca.pem";
+    cl_run(rt, 0, w);
+    cr_assert_eq(w->status, ATOLL_E_TLS_MATERIAL, "%s", atoll_error_name(w->status));
+    free(w);
     close(fd);
     cl *y = cl_new("no-such-host.invalid", 443);
     cl_run(rt, 0, y);

@@ -58,6 +58,7 @@ typedef struct atoll_connect_options {
  *  connected (and, if secure, handshaked) connection with status 0, or
  *  NULL with an error: ATOLL_E_LOOKUP, -ECONNREFUSED, ATOLL_E_TIMEDOUT,
  *  ATOLL_E_CERTIFICATE (verification or name mismatch),
+ *  ATOLL_E_TLS_MATERIAL (ca_file unreadable or not PEM certificates),
  *  ATOLL_E_HANDSHAKE, ATOLL_E_PEER_CLOSED, ... */
 typedef void (*atoll_connect_fn)(atoll_conn *conn, int status, void *user);
 
@@ -72,7 +73,7 @@ ATOLL_API void atoll_connect_options_init(atoll_connect_options *opts);
  * isolate. The result arrives through `cb`, always at a later turn.
  * Errors returned now (cb will not run): ATOLL_E_WRONG_THREAD, -EINVAL (host
  * NULL or empty, port outside 1..65535, cb NULL, an ALPN name empty or longer
- * than 255 bytes), ATOLL_E_TLS_MATERIAL (ca_file unreadable), -ENOMEM,
+ * than 255 bytes), -ENOMEM,
  * ATOLL_E_STOPPED.
  * Thread: the calling isolate (`self`).
  */
