@@ -284,7 +284,6 @@ void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
     int res = cqe->res;
     if (res > 0) {
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-        c->iso->net->bufs.held++;
         c->stats->bytes_in += (uint64_t)res;
         atoll_stat_add(&c->iso->stats.net_bytes_in, (uint64_t)res);
         if (c->state == ATOLL_CONN_DEAD || c->state == ATOLL_CONN_CLOSING || c->shut_rd ||

@@ -104,7 +104,6 @@ void atoll__bufring_recycle(struct atoll_isolate *iso, uint16_t bid)
     atoll_bufring *b = &iso->net->bufs;
     io_uring_buf_ring_add(b->br, atoll__bufring_addr(b, bid), b->size, bid, (int)b->mask, 0);
     io_uring_buf_ring_advance(b->br, 1);
-    b->held--;
     /* Buffers are back: connections parked on ENOBUFS may read again. */
     while (b->parked) {
         struct atoll_conn *c = b->parked;

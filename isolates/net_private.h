@@ -31,7 +31,6 @@ typedef struct atoll_bufring {
     uint32_t count, size, mask;
     uint16_t bgid;
     bool ready;
-    uint32_t held;             /* buffers lent to connections */
     struct atoll_conn *parked; /* connections waiting for buffers */
 } atoll_bufring;
 

@@ -73,10 +73,6 @@ void atoll__port_slot_free(atoll_runtime *rt, uint32_t slot);
 int atoll__probe(atoll_runtime_info *info, uint32_t *ring_flags);
 void atoll__wolfssl_info(atoll_runtime_info *info);
 
-/* submit.c: inbox traffic on teardown */
-struct atoll_task;
-void atoll__task_cancel(struct atoll_task *t);
-
 /* runtime.c: an isolate reports its end. */
 void atoll__isolate_exited(atoll_runtime *rt, struct atoll_isolate *iso);
 /* runtime.c: publishes the ring; pool isolates then wait for the whole pool
