@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include "isolates/net_private.h"
+#include "isolates/op.h"
 #include "runtime/resolver.h"
 
 struct atoll_connect_req {
+    atoll_obj obj; /* first: user_data payloads point here */
     struct atoll_isolate *iso;
     atoll_connect_fn cb;
     void *user;
@@ -30,6 +32,7 @@ struct atoll_connect_req {
     int port;
     int fd;
     bool lookup_pending, connecting, done;
+    bool connect_wanted, cancel_wanted, owner_dropped;
     struct sockaddr_storage addr;
     socklen_t addr_len;
     atoll_address remote;
@@ -65,13 +68,14 @@ static void atoll_req_unlink(struct atoll_connect_req *req)
         req->next->prev = req->prev;
 }
 
-static void atoll_req_free(struct atoll_connect_req *req)
+static void atoll_req_destroy(atoll_obj *o)
 {
+    struct atoll_connect_req *req = (struct atoll_connect_req *)o;
     atoll_req_unlink(req);
     if (req->timer)
         atoll_timer_cancel(req->timer);
     if (req->fd >= 0)
-        close(req->fd);
+        close(req->fd); /* no op is live: the last reference is gone */
     if (req->sctx)
         atoll_security_context_release(req->sctx);
     if (req->resume)
@@ -83,21 +87,67 @@ static void atoll_req_free(struct atoll_connect_req *req)
     free(req);
 }
 
-/* Frees once nothing in flight refers to the request. */
+static void atoll_req_issue(atoll_obj *o);
+
+static const atoll_obj_type atoll_req_type = {
+    .name = "connect request", .issue = atoll_req_issue, .destroy = atoll_req_destroy};
+
+/* Reported: the owner's reference goes; the lookup, the connect op or the
+ * handshaking connection may still hold theirs. */
 static void atoll_req_maybe_free(struct atoll_connect_req *req)
 {
-    if (req->done && !req->lookup_pending && !req->connecting && !req->conn)
-        atoll_req_free(req);
+    if (req->done && !req->owner_dropped) {
+        req->owner_dropped = true;
+        atoll__obj_unref(&req->obj);
+    }
 }
 
-void atoll__client_done(struct atoll_connect_req *req, struct atoll_conn *c, int status)
+static void atoll_req_cancel_connect(struct atoll_connect_req *req)
 {
-    req->conn = NULL;
+    req->cancel_wanted = true;
+    if (!req->connecting)
+        return;
+    struct io_uring_sqe *sqe;
+    if (atoll__op_reserve(req->iso, &sqe, 1) < 0) {
+        atoll__obj_defer(&req->obj);
+        return;
+    }
+    io_uring_prep_cancel64(sqe, atoll_ud_make(ATOLL_UD_CONNECT, (uintptr_t)&req->obj), 0);
+    atoll__op_start(req->iso, sqe, ATOLL_UD_CANCEL, NULL);
+    req->cancel_wanted = false;
+}
+
+static void atoll_req_start_connect(struct atoll_connect_req *req)
+{
+    struct io_uring_sqe *sqe;
+    if (atoll__op_reserve(req->iso, &sqe, 1) < 0) {
+        req->connect_wanted = true;
+        atoll__obj_defer(&req->obj);
+        return;
+    }
+    req->connect_wanted = false;
+    io_uring_prep_connect(sqe, req->fd, (struct sockaddr *)&req->addr, req->addr_len);
+    atoll__op_start(req->iso, sqe, ATOLL_UD_CONNECT, &req->obj);
+    req->connecting = true;
+}
+
+static void atoll_req_issue(atoll_obj *o)
+{
+    struct atoll_connect_req *req = (struct atoll_connect_req *)o;
+    if (req->connect_wanted && !req->done)
+        atoll_req_start_connect(req);
+    else if (req->connect_wanted)
+        req->connect_wanted = false; /* timed out meanwhile: destroy closes the socket */
+    if (req->cancel_wanted)
+        atoll_req_cancel_connect(req);
+}
+
+static void atoll_req_report(struct atoll_connect_req *req, struct atoll_conn *c, int status)
+{
     if (req->done) {
         /* Timed out earlier: the caller already heard; drop the connection. */
         if (c)
             atoll_conn_close(c);
-        atoll_req_maybe_free(req);
         return;
     }
     req->done = true;
@@ -112,7 +162,20 @@ void atoll__client_done(struct atoll_connect_req *req, struct atoll_conn *c, int
     req->cb(c, status, req->user);
     if (c)
         atoll__conn_schedule(c); /* first write event, data that came early */
+}
+
+void atoll__client_done(struct atoll_connect_req *req, struct atoll_conn *c, int status)
+{
+    /* The handshaking connection's link held a reference on the request. */
+    bool linked = req->conn != NULL;
+    if (req->conn) {
+        req->conn->client = NULL;
+        req->conn = NULL;
+    }
+    atoll_req_report(req, c, status);
     atoll_req_maybe_free(req);
+    if (linked)
+        atoll__obj_unref(&req->obj);
 }
 
 static void atoll_req_timeout(atoll_timer *t, void *user)
@@ -124,14 +187,8 @@ static void atoll_req_timeout(atoll_timer *t, void *user)
         atoll__conn_fail(req->conn, ATOLL_E_TIMEDOUT); /* reports through client_done */
         return;
     }
-    if (req->connecting) {
-        struct io_uring_sqe *sqe = atoll__sqe(req->iso);
-        if (sqe) {
-            io_uring_prep_cancel64(sqe, atoll_ud_make(ATOLL_UD_CONNECT, (uintptr_t)req), 0);
-            io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_CANCEL, (uintptr_t)req));
-            req->iso->net->inflight++;
-        }
-    }
+    if (req->connecting)
+        atoll_req_cancel_connect(req);
     atoll__client_done(req, NULL, ATOLL_E_TIMEDOUT);
 }
 
@@ -164,8 +221,7 @@ static struct atoll_client_ctx *atoll_client_ctx_get(struct atoll_connect_req *r
     return e;
 }
 
-void atoll__client_ctxs_free(atoll_net *net);
-void atoll__client_ctxs_free(atoll_net *net)
+static void atoll_client_ctxs_free(atoll_net *net)
 {
     while (net->client_ctxs) {
         struct atoll_client_ctx *e = net->client_ctxs;
@@ -213,11 +269,9 @@ void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe
     int fd = req->fd;
     req->fd = -1;
     if (req->done || cqe->res < 0) {
-        close(fd);
+        close(fd); /* the connect op has ended: nothing refers to it any more */
         if (!req->done)
             atoll__client_done(req, NULL, cqe->res == -ECANCELED ? ATOLL_E_TIMEDOUT : cqe->res);
-        else
-            atoll_req_maybe_free(req); /* client_done frees it otherwise */
         return;
     }
     atoll_net *net = req->iso->net;
@@ -229,27 +283,17 @@ void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe
     }
     c->client = req;
     req->conn = c;
+    atoll__obj_ref(&req->obj); /* the link's; client_done drops it */
     c->remote = req->remote;
+    c->remote_port = (uint16_t)req->port;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     memset(&c->local, 0, sizeof(c->local));
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        c->local.family = ss.ss_family;
-        if (ss.ss_family == AF_INET) {
-            memcpy(c->local.bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-            c->local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        } else {
-            memcpy(c->local.bytes, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-            c->local_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        }
-        inet_ntop(c->local.family, c->local.bytes, c->local.text, sizeof(c->local.text));
-        memcpy(c->local.host, c->local.text, sizeof(c->local.text));
-    }
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        atoll__sockaddr_to_address(&ss, &c->local, &c->local_port);
     if (!req->secure) {
         c->state = ATOLL_CONN_OPEN;
         atoll__conn_arm_recv(c);
-        req->conn = NULL;
-        c->client = NULL;
         atoll__client_done(req, c, 0);
         return;
     }
@@ -264,17 +308,22 @@ void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe
     atoll__tls_handshake_step(c); /* sends the ClientHello */
 }
 
+static void atoll_req_on_resolved(struct atoll_connect_req *req, int status, const atoll_address *addr);
+
+/* The lookup held a reference on the request: dropped after the outcome
+ * (dropped: the isolate is exiting, and its teardown reports). */
 static void atoll_req_resolved(struct atoll_isolate *self, int status, const atoll_address *addr, void *user,
                                bool dropped)
 {
     struct atoll_connect_req *req = user;
     req->lookup_pending = false;
-    if (dropped)
-        return; /* the isolate is exiting: teardown frees the request */
-    if (req->done) {
-        atoll_req_maybe_free(req);
-        return;
-    }
+    if (!dropped && !req->done)
+        atoll_req_on_resolved(req, status, addr);
+    atoll__obj_unref(&req->obj); /* the lookup's */
+}
+
+static void atoll_req_on_resolved(struct atoll_connect_req *req, int status, const atoll_address *addr)
+{
     if (status < 0) {
         atoll__client_done(req, NULL, status);
         return;
@@ -295,15 +344,11 @@ static void atoll_req_resolved(struct atoll_isolate *self, int status, const ato
         req->addr_len = sizeof(*in6);
     }
     req->fd = socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct io_uring_sqe *sqe = req->fd >= 0 ? atoll__sqe(self) : NULL;
-    if (!sqe) {
-        atoll__client_done(req, NULL, req->fd < 0 ? -errno : -EBUSY);
+    if (req->fd < 0) {
+        atoll__client_done(req, NULL, -errno);
         return;
     }
-    io_uring_prep_connect(sqe, req->fd, (struct sockaddr *)&req->addr, req->addr_len);
-    io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_CONNECT, (uintptr_t)req));
-    req->connecting = true;
-    self->net->inflight++;
+    atoll_req_start_connect(req);
 }
 
 static int atoll_alpn_csv(const atoll_connect_options *o, char **out)
@@ -363,6 +408,7 @@ int atoll_connect(atoll_isolate *self, const char *host, int port, const atoll_c
         free(csv);
         return ret < 0 ? ret : -ENOMEM;
     }
+    atoll__obj_init(&req->obj, &atoll_req_type, self);
     req->iso = self;
     req->cb = cb;
     req->user = user;
@@ -394,32 +440,31 @@ int atoll_connect(atoll_isolate *self, const char *host, int port, const atoll_c
     if (opts.timeout_ms)
         atoll_timer_start(self, opts.timeout_ms, 0, atoll_req_timeout, req, &req->timer);
     req->lookup_pending = true;
+    atoll__obj_ref(&req->obj); /* the lookup's */
     ret = atoll__resolve(self, host, atoll_req_resolved, req);
     if (ret < 0) {
         req->lookup_pending = false;
-        atoll_req_free(req);
+        req->done = true; /* the caller hears through the return value */
+        atoll__obj_unref(&req->obj);
+        atoll_req_maybe_free(req);
         return ret;
     }
     return 0;
 }
 
-/* Isolate exit: requests still pending hear ATOLL_E_STOPPED. */
-void atoll__client_teardown(atoll_net *net);
+/* Isolate exit, after the op layer reaped every op: requests still
+ * pending hear ATOLL_E_STOPPED. */
 void atoll__client_teardown(atoll_net *net)
 {
-    while (net->reqs) {
-        struct atoll_connect_req *req = net->reqs;
-        if (!req->done) {
-            req->done = true;
-            req->cb(NULL, ATOLL_E_STOPPED, req->user);
-        }
-        if (req->conn) {
-            req->conn->client = NULL;
-            req->conn = NULL;
-        }
-        atoll_req_free(req);
+    for (struct atoll_connect_req *req = net->reqs; req; req = req->next) {
+        if (req->conn)
+            atoll__client_done(req, NULL, ATOLL_E_STOPPED); /* unlinks the connection */
+        else
+            atoll_req_report(req, NULL, ATOLL_E_STOPPED);
+        req->done = true;
+        atoll_req_maybe_free(req);
     }
-    atoll__client_ctxs_free(net);
+    atoll_client_ctxs_free(net);
 }
 
 atoll_session *atoll_conn_session(atoll_conn *c)

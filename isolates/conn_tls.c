@@ -175,10 +175,8 @@ static void atoll_tls_fail(struct atoll_conn *c, int err)
 
 void atoll__tls_handshake_step(struct atoll_conn *c)
 {
-    if (c->state != ATOLL_CONN_HANDSHAKE || (!c->server && !c->client)) {
-        atoll__conn_fail(c, 0); /* no-op on a closing connection: frees if dead */
-        return;
-    }
+    if (c->state != ATOLL_CONN_HANDSHAKE || (!c->server && !c->client))
+        return; /* failed or closed since it was queued */
     int r = c->client ? wolfSSL_connect(c->ssl) : wolfSSL_accept(c->ssl);
     atoll__conn_kick_send(c);
     if (r != WOLFSSL_SUCCESS) {
@@ -215,22 +213,34 @@ void atoll__tls_handshake_step(struct atoll_conn *c)
         atoll__client_done(req, c, 0);
     } else {
         struct atoll_server *s = c->server;
+        c->server = NULL;
         atoll__server_conn_done(s, c, 0, NULL);
     }
     /* Application data may have come with the client's Finished. */
     atoll__tls_pump_input(c);
-    if (c->plain_len || c->recv_eof) {
-        c->read_event_due = true;
+    if (c->plain_len || c->recv_eof)
         atoll__conn_schedule(c);
+}
+
+/* An idle connection holds no plaintext buffer. */
+static void atoll_tls_plain_release_idle(struct atoll_conn *c)
+{
+    if (c->plain && c->plain_len == 0) {
+        atoll__pool_put(&c->iso->net->plain_pool, c->plain);
+        c->plain = NULL;
+        c->plain_off = 0;
     }
 }
 
 void atoll__tls_pump_input(struct atoll_conn *c)
 {
-    if (c->state != ATOLL_CONN_OPEN || c->shut_rd || c->tls_eof)
+    if (c->state != ATOLL_CONN_OPEN || c->shut_rd || c->tls_eof ||
+        (c->seg_count == 0 && !wolfSSL_pending(c->ssl) && !c->recv_eof)) {
+        atoll_tls_plain_release_idle(c);
         return;
-    if (c->seg_count == 0 && !wolfSSL_pending(c->ssl) && !c->recv_eof)
-        return;
+    }
+    if (c->plain && c->plain_len == ATOLL_CONN_PLAIN_CAP)
+        return; /* full: the application reads first */
     if (!c->plain) {
         c->plain = atoll__pool_get(&c->iso->net->plain_pool, ATOLL_CONN_PLAIN_CAP);
         if (!c->plain)
@@ -258,10 +268,7 @@ void atoll__tls_pump_input(struct atoll_conn *c)
         atoll__conn_fail(c, -EPROTO);
         return;
     }
-    if (c->plain_len == 0) {
-        atoll__pool_put(&c->iso->net->plain_pool, c->plain); /* idle: no plaintext buffer */
-        c->plain = NULL;
-    }
+    atoll_tls_plain_release_idle(c);
     atoll__conn_kick_send(c);
 }
 

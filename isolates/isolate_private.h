@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "isolates/op.h"
 #include "isolates/uring_compat.h"
 #include "runtime/runtime_private.h"
 
@@ -33,7 +34,7 @@ static inline void atoll_stat_add(atoll_stat *s, uint64_t n)
 typedef struct atoll_isolate_counters {
     atoll_stat loop_turns, cqes, cq_overflows, wakeups_ring, wakeups_eventfd, messages_delivered, messages_dropped,
         tasks_run, timers_fired, wake_errors, recv_enobufs, net_accepted, net_handshakes, net_handshake_errors,
-        net_bytes_in, net_bytes_out;
+        net_bytes_in, net_bytes_out, sq_flushes, sq_deferred, submit_errors, cqe_errors;
 } atoll_isolate_counters;
 
 struct atoll_timer;
@@ -68,6 +69,8 @@ struct atoll_isolate {
     /* [owner] loop state */
     uint64_t now_ns;
     uint64_t eventfd_buf;
+    bool eventfd_armed;  /* the eventfd read is in the ring */
+    atoll_ops ops;       /* op accounting, deferred queue, dead objects */
     bool exiting;        /* leave the loop at the end of this turn */
     int exit_status;     /* status when exiting by request */
     bool exit_requested; /* atoll_isolate_exit() or entry error */
@@ -99,8 +102,9 @@ struct atoll_isolate {
 /* ring.c */
 int atoll__ring_setup(struct atoll_isolate *iso);
 void atoll__ring_release(struct atoll_isolate *iso);
-struct io_uring_sqe *atoll__sqe(struct atoll_isolate *iso);
-int atoll__arm_eventfd(struct atoll_isolate *iso);
+/* Arms the eventfd read (host-thread wakeups) unless it is armed; when
+ * the SQ is short it stays unarmed and the next turn retries. */
+void atoll__arm_eventfd(struct atoll_isolate *iso);
 
 /* loop.c: runs entry and the loop; returns the final status. */
 int atoll__loop_run(struct atoll_isolate *iso);

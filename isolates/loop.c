@@ -14,6 +14,9 @@
 
 void atoll__wake_eventfd(struct atoll_isolate *target); /* wake.c */
 
+/* How long teardown waits for the kernel to return cancelled ops. */
+#define ATOLL_TEARDOWN_REAP_MS 5000
+
 static uint64_t atoll_clock_ns(void)
 {
     struct timespec ts;
@@ -34,16 +37,12 @@ static void atoll_cqe_dispatch(struct atoll_isolate *iso, const struct io_uring_
         atoll_stat_add(&iso->stats.wakeups_ring, 1);
         break;
     case ATOLL_UD_EVENTFD_READ:
-        if (cqe->res >= 0 || cqe->res == -EAGAIN || cqe->res == -EINTR) {
-            if (cqe->res >= 0)
-                atoll_stat_add(&iso->stats.wakeups_eventfd, 1);
-            atoll__arm_eventfd(iso);
-        } else if (cqe->res != -ECANCELED) {
-            /* The eventfd cannot fail short of a bug; count it and re-arm
-             * once, so host wakeups keep working if it was transient. */
-            atoll_stat_add(&iso->stats.wake_errors, 1);
-            atoll__arm_eventfd(iso);
-        }
+        iso->eventfd_armed = false;
+        if (cqe->res >= 0)
+            atoll_stat_add(&iso->stats.wakeups_eventfd, 1);
+        else if (cqe->res != -EAGAIN && cqe->res != -EINTR && cqe->res != -ECANCELED)
+            atoll_stat_add(&iso->stats.wake_errors, 1); /* a bug short of that: counted, re-armed */
+        atoll__arm_eventfd(iso);
         break;
     case ATOLL_UD_WAKE_SENT: {
         /* Only failures produce this CQE (CQE_SKIP_SUCCESS). */
@@ -64,9 +63,11 @@ static void atoll_cqe_dispatch(struct atoll_isolate *iso, const struct io_uring_
             atoll__net_cqe(iso, cqe);
         break;
     default:
-        atoll_stat_add(&iso->stats.wake_errors, 1); /* unknown kind: a bug */
+        atoll_stat_add(&iso->stats.cqe_errors, 1); /* unknown kind: a bug */
         break;
     }
+    if (atoll__op_kind_counted(atoll_ud_kind(ud)))
+        atoll__op_cqe_done(iso, cqe);
 }
 
 static void atoll_reap(struct atoll_isolate *iso)
@@ -118,6 +119,10 @@ static void atoll_turn(struct atoll_isolate *iso)
         io_uring_get_events(&iso->ring);
     }
 
+    /* Ops that found the SQ short last turn go first, in order. */
+    atoll__ops_run_deferred(iso);
+    atoll__arm_eventfd(iso);
+
     bool busy = iso->more_work || iso->closing || atomic_load(&iso->wake_pending) || iso->exiting;
     uint64_t due = atoll__timers_next_due(iso);
     struct __kernel_timespec ts = {0, 0}, *tsp = NULL;
@@ -133,7 +138,10 @@ static void atoll_turn(struct atoll_isolate *iso)
      * (DEFER_TASKRUN needs an enter with GETEVENTS), nothing sleeps. */
     struct io_uring_cqe *cqe;
     int ret = io_uring_submit_and_wait_timeout(&iso->ring, &cqe, 1, tsp, NULL);
-    (void)ret; /* -ETIME / -EINTR are normal wake reasons; errors show up as CQEs */
+    /* -ETIME and -EINTR are ordinary wake reasons; -EBUSY/-EAGAIN leave the
+     * SQEs queued for the next turn (CQ pressure); anything else is counted. */
+    if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN)
+        atoll_stat_add(&iso->stats.submit_errors, 1);
     iso->now_ns = atoll_clock_ns();
     atoll_stat_add(&iso->stats.loop_turns, 1);
 
@@ -148,6 +156,8 @@ static void atoll_turn(struct atoll_isolate *iso)
     if (iso->closing)
         atoll__ports_reclaim(iso);
     atoll_check_control(iso);
+    /* The free phase: every callback of the turn has returned. */
+    atoll__ops_free_dead(iso);
 }
 
 static bool atoll_should_exit(const struct atoll_isolate *iso)
@@ -177,14 +187,18 @@ int atoll__loop_run(struct atoll_isolate *iso)
         atoll_turn(iso);
 
     /* Teardown: nothing the isolate owned may outlive it. Order: refuse
-     * new inbox traffic, drop ports (releasing their messages), cancel
-     * servers and connections (cancelling their SQEs), timers, then push
-     * out any SQEs (wakeups for cancel replies). Only on_closed callbacks run. */
+     * new inbox traffic, drop ports (releasing their messages), then close
+     * the op layer: cancel every op and reap until none is live, so no SQE
+     * of the last turn can reach the kernel after a descriptor closes. Only
+     * then servers and connections go (on_closed callbacks, descriptors),
+     * then timers, then the dead objects. */
     atoll__inbox_teardown(iso);
     atoll__ports_teardown(iso);
+    if (atoll__ops_shutdown(iso, ATOLL_TEARDOWN_REAP_MS) < 0)
+        atoll_stat_add(&iso->stats.cqe_errors, 1); /* ops left: their objects are kept, not freed */
     atoll__net_teardown(iso);
     atoll__timers_teardown(iso);
+    atoll__ops_free_dead(iso);
     atoll__tls_thread_exit();
-    io_uring_submit(&iso->ring);
     return iso->exiting ? iso->exit_status : 0;
 }

@@ -45,6 +45,8 @@ static int atoll_bufring_init(struct atoll_isolate *iso, atoll_bufring *b)
     for (uint32_t i = 0; i < b->count; i++)
         io_uring_buf_ring_add(b->br, b->base + (size_t)i * b->size, b->size, (unsigned short)i, (int)b->mask, (int)i);
     io_uring_buf_ring_advance(b->br, (int)b->count);
+    b->free = b->count;
+    b->share = iso->rt->opts.recv_buffers_per_conn;
     b->ready = true;
     return 0;
 }
@@ -104,14 +106,9 @@ void atoll__bufring_recycle(struct atoll_isolate *iso, uint16_t bid)
     atoll_bufring *b = &iso->net->bufs;
     io_uring_buf_ring_add(b->br, atoll__bufring_addr(b, bid), b->size, bid, (int)b->mask, 0);
     io_uring_buf_ring_advance(b->br, 1);
+    b->free++;
     /* Buffers are back: connections parked on ENOBUFS may read again. */
-    while (b->parked) {
-        struct atoll_conn *c = b->parked;
-        b->parked = c->next_parked;
-        c->next_parked = NULL;
-        c->recv_parked = false;
-        atoll__conn_arm_recv(c);
-    }
+    atoll__conn_unpark_all(b);
 }
 
 void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
@@ -119,8 +116,7 @@ void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
     uint64_t ud = io_uring_cqe_get_data64(cqe);
     void *obj = (void *)(uintptr_t)atoll_ud_payload(ud);
     enum atoll_ud_kind kind = atoll_ud_kind(ud);
-    if (!(cqe->flags & IORING_CQE_F_MORE) && kind != ATOLL_UD_CANCEL)
-        iso->net->inflight--;
+    (void)iso;
     switch (kind) {
     case ATOLL_UD_ACCEPT:
         atoll__server_accept_cqe(obj, cqe);
@@ -135,14 +131,11 @@ void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
     case ATOLL_UD_CLOSE:
         atoll__conn_close_cqe(obj, kind, cqe);
         break;
-    case ATOLL_UD_CANCEL:
-        iso->net->inflight--;
-        break; /* the cancelled op reports on its own CQE */
     case ATOLL_UD_CONNECT:
         atoll__connect_cqe(obj, cqe);
         break;
     default:
-        break;
+        break; /* CANCEL: the cancelled op reports on its own CQE */
     }
 }
 
@@ -174,6 +167,7 @@ static void atoll_net_run_handshakes(struct atoll_isolate *iso)
         if (s)
             s->handshakes_this_turn++;
         atoll__tls_handshake_step(c);
+        atoll__obj_unref(&c->obj); /* the queue's */
         if (c == end)
             return;
     }
@@ -184,11 +178,11 @@ void atoll__net_turn(struct atoll_isolate *iso)
     atoll_net *net = iso->net;
     if (!net)
         return;
-    for (struct atoll_server *s = net->servers, *next; s; s = next) {
-        next = s->next; /* run_pending may finish and free a closing server */
+    /* Objects are freed only in the free phase, so walking the list while
+     * callbacks close servers is safe. */
+    for (struct atoll_server *s = net->servers; s; s = s->next)
         if (s->npend)
             atoll__server_run_pending(s);
-    }
     if (net->hs_head)
         atoll_net_run_handshakes(iso);
     /* Events are dispatched after the I/O of the turn, as Dart emits them
@@ -200,10 +194,40 @@ void atoll__net_turn(struct atoll_isolate *iso)
         c->next_ready = NULL;
         c->in_ready = false;
         atoll__conn_dispatch(c);
+        atoll__obj_unref(&c->obj); /* the queue's */
         c = next;
     }
     if (net->ready_head || net->hs_head)
         iso->more_work = true;
+}
+
+/* Drops a connection queue's references (teardown). */
+static void atoll_net_drop_queues(atoll_net *net)
+{
+    while (net->ready_head) {
+        struct atoll_conn *c = net->ready_head;
+        net->ready_head = c->next_ready;
+        c->next_ready = NULL;
+        c->in_ready = false;
+        atoll__obj_unref(&c->obj);
+    }
+    net->ready_tail = NULL;
+    while (net->hs_head) {
+        struct atoll_conn *c = net->hs_head;
+        net->hs_head = c->next_hs;
+        c->next_hs = NULL;
+        c->in_hs = false;
+        atoll__obj_unref(&c->obj);
+    }
+    net->hs_tail = NULL;
+    while (net->bufs.parked) {
+        struct atoll_conn *c = net->bufs.parked;
+        net->bufs.parked = c->next_parked;
+        c->next_parked = NULL;
+        c->in_parked = false;
+        atoll__obj_unref(&c->obj);
+    }
+    net->bufs.parked_tail = NULL;
 }
 
 void atoll__net_teardown(struct atoll_isolate *iso)
@@ -211,40 +235,18 @@ void atoll__net_teardown(struct atoll_isolate *iso)
     atoll_net *net = iso->net;
     if (!net)
         return;
-    while (net->servers)
-        atoll__server_teardown(net->servers);
-    atoll__client_teardown(net); /* detaches handshaking client connections */
-    while (net->conns)
-        atoll__conn_teardown(net->conns);
+    /* The op layer has reaped every op: nothing in the kernel refers to a
+     * descriptor or buffer any more. Report, drop the owners' references,
+     * free (destroy closes what is still open), then the shared state. */
+    for (struct atoll_server *s = net->servers; s; s = s->next)
+        atoll__server_teardown(s);
+    atoll__client_teardown(net);
+    for (struct atoll_conn *c = net->conns; c; c = c->next)
+        atoll__conn_teardown(c);
+    atoll_net_drop_queues(net);
+    atoll__ops_free_dead(iso);
     atoll__stats_unref(net->client_stats);
     net->client_stats = NULL;
-    /* Cancel whatever the kernel still holds for us and reap it, so no
-     * buffer is written or read after it is freed. */
-    if (net->inflight) {
-        struct io_uring_sqe *sqe = atoll__sqe(iso);
-        if (sqe) {
-            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
-            io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_NONE, 0));
-        }
-        for (int spins = 0; net->inflight && spins < 1000; spins++) {
-            struct io_uring_cqe *cqe;
-            struct __kernel_timespec ts = {0, 1000000};
-            if (io_uring_submit_and_wait_timeout(&iso->ring, &cqe, 1, &ts, NULL) < 0)
-                continue;
-            unsigned head, n = 0;
-            io_uring_for_each_cqe(&iso->ring, head, cqe)
-            {
-                uint64_t ud = io_uring_cqe_get_data64(cqe);
-                enum atoll_ud_kind k = atoll_ud_kind(ud);
-                if (k >= ATOLL_UD_ACCEPT && k != ATOLL_UD_CANCEL && !(cqe->flags & IORING_CQE_F_MORE))
-                    net->inflight--;
-                if (k == ATOLL_UD_CANCEL)
-                    net->inflight--;
-                n++;
-            }
-            io_uring_cq_advance(&iso->ring, n);
-        }
-    }
     for (uint32_t i = 0; i < net->ntls_ctxs; i++) {
         wolfSSL_CTX_free(net->tls_ctxs[i].ctx);
         atoll_security_context_release(net->tls_ctxs[i].sctx);

@@ -6,17 +6,16 @@
 #ifndef ATOLL_ISOLATES_NET_PRIVATE_H
 #define ATOLL_ISOLATES_NET_PRIVATE_H
 
+#include <sys/socket.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
 #include "atoll/server.h"
 #include "isolates/isolate_private.h"
+#include "isolates/op.h"
 #include "isolates/user_data.h"
 #include "runtime/listen.h"
 
-/* Received segments a connection may hold before its recv is cancelled
- * (backpressure when the application does not read). */
-#define ATOLL_CONN_MAX_SEGS 8
 /* Plaintext buffered for the application (decrypted, TLS only). */
 #define ATOLL_CONN_PLAIN_CAP 16384u
 /* Output accepted from the application until writes go short. */
@@ -31,7 +30,10 @@ typedef struct atoll_bufring {
     uint32_t count, size, mask;
     uint16_t bgid;
     bool ready;
-    struct atoll_conn *parked; /* connections waiting for buffers */
+    uint32_t free;             /* buffers in the ring (not held by a connection) */
+    uint32_t share;            /* most buffers one connection may hold */
+    struct atoll_conn *parked; /* connections that met ENOBUFS (each holds a ref) */
+    struct atoll_conn *parked_tail;
 } atoll_bufring;
 
 /* One wolfSSL context per (security context, resumption) on this isolate. */
@@ -61,7 +63,6 @@ typedef struct atoll_net {
     struct atoll_conn *hs_tail;
     atoll_tls_ctx_entry *tls_ctxs;
     uint32_t ntls_ctxs;
-    uint32_t inflight;                    /* SQEs in the kernel for net objects */
     atoll_server_stats *client_stats;     /* counters of outgoing connections */
     struct atoll_client_ctx *client_ctxs; /* client wolfSSL contexts */
     struct atoll_connect_req *reqs;       /* connects in progress */
@@ -76,10 +77,13 @@ typedef enum atoll_server_state {
 } atoll_server_state;
 
 struct atoll_server {
+    atoll_obj obj; /* first: user_data payloads point here */
     struct atoll_isolate *iso;
     atoll_server_state state;
     bool paused;
     bool accept_armed;
+    bool accept_cancel_wanted, accept_cancel_sent;
+    bool owner_dropped; /* closed or failed: the owner's reference is gone */
     bool lookup_pending;
     bool retired;  /* steered away, draining */
     bool released; /* member given back to the registry */
@@ -108,8 +112,7 @@ struct atoll_server {
     uint64_t turn_seen;
     uint32_t handshakes_this_turn;
     uint32_t conns;                           /* connections not yet delivered (handshaking) */
-    uint32_t ops;                             /* SQEs in flight referencing the server */
-    struct atoll_conn *held_head, *held_tail; /* delivered while paused */
+    struct atoll_conn *held_head, *held_tail; /* delivered while paused (each holds a ref) */
     struct atoll_server *next, *prev;
 };
 
@@ -117,7 +120,7 @@ typedef enum atoll_conn_state {
     ATOLL_CONN_HANDSHAKE = 0,
     ATOLL_CONN_OPEN,
     ATOLL_CONN_CLOSING, /* flushing, then shutdown + close */
-    ATOLL_CONN_DEAD,    /* fd closed; freed once no SQE refers to it */
+    ATOLL_CONN_DEAD,    /* fd closed; on_closed due, then the owner's ref goes */
 } atoll_conn_state;
 
 typedef struct atoll_conn_seg {
@@ -128,11 +131,12 @@ typedef struct atoll_conn_seg {
 struct atoll_connect_req;
 
 struct atoll_conn {
+    atoll_obj obj; /* first: user_data payloads point here */
     struct atoll_isolate *iso;
     struct atoll_server *server;      /* server side, until delivered */
     struct atoll_connect_req *client; /* client side, until delivered */
     atoll_server_stats *stats;        /* the server's counters (refcounted block) */
-    int fd;
+    int fd;                           /* closed by the ring's CLOSE op, or at destroy */
     atoll_conn_state state;
     bool delivered;
     bool tls;
@@ -143,8 +147,7 @@ struct atoll_conn {
 
     atoll_conn_seg *segs; /* ring of received segments, grows if needed */
     uint32_t seg_head, seg_count, seg_cap;
-    bool recv_cancelling;
-    bool recv_armed, recv_eof, recv_parked, paused, shut_rd;
+    bool recv_armed, recv_cancel_sent, recv_eof, paused, shut_rd;
     bool read_closed_reported, closed_reported;
 
     uint8_t *plain;
@@ -157,15 +160,16 @@ struct atoll_conn {
     uint32_t out_len, out_sent, send_len;
     bool send_inflight;
 
-    bool shut_wr, fin_sent, close_requested, closing_started;
-    bool read_events, write_events, write_event_due, read_event_due;
-    bool in_ready, in_hs;
+    bool shut_wr, fin_sent, closing_started;
+    bool read_events, write_events, write_event_due;
+    /* Queue memberships; each holds a reference on the connection. */
+    bool in_ready, in_hs, in_parked;
+    bool released; /* the owner's reference is gone */
     int close_status;
 
     atoll_conn_callbacks cb;
     void *user;
     atoll_timer *hs_timer;
-    uint32_t ops;
 
     atoll_address remote, local;
     uint16_t remote_port, local_port;
@@ -178,10 +182,15 @@ struct atoll_conn {
 void *atoll__pool_get(atoll_buf_pool *p, size_t size);
 void atoll__pool_put(atoll_buf_pool *p, void *buf);
 int atoll__net_get(struct atoll_isolate *iso, atoll_net **out);
+/* The net phase of a turn: deferred accepts, budgeted handshakes, then
+ * connection dispatch (the one place connection callbacks run from). */
 void atoll__net_turn(struct atoll_isolate *iso);
 void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe);
+/* Isolate exit, after the op layer reaped every op. */
 void atoll__net_teardown(struct atoll_isolate *iso);
 uint8_t *atoll__bufring_addr(atoll_bufring *b, uint16_t bid);
+/* Gives a buffer back to the ring; connections parked on ENOBUFS are
+ * scheduled to re-arm at their next dispatch. */
 void atoll__bufring_recycle(struct atoll_isolate *iso, uint16_t bid);
 
 /* server.c: the counters block outlives its server while connections
@@ -192,37 +201,57 @@ void atoll__stats_unref(atoll_server_stats *s);
 
 /* server.c */
 void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe *cqe);
+/* A connection's handshake ended (status 0: delivered or held while
+ * paused; else reported to on_error). The caller cleared c->server; this
+ * drops the reference the connection held on the server. */
 void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int status, const char *reason);
 void atoll__server_teardown(struct atoll_server *s);
 /* Starts connections accepted beyond last turn's budget. */
 void atoll__server_run_pending(struct atoll_server *s);
 
 /* conn.c */
+void atoll__sockaddr_to_address(const struct sockaddr_storage *ss, atoll_address *a, uint16_t *port);
+struct atoll_conn *atoll__conn_alloc(struct atoll_isolate *iso, int fd, atoll_server_stats *stats);
 int atoll__conn_new(struct atoll_server *s, int fd, struct atoll_conn **out);
-void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe);
-void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe);
-void atoll__conn_close_cqe(struct atoll_conn *c, enum atoll_ud_kind kind, const struct io_uring_cqe *cqe);
+/* Queues the connection for dispatch (holds a ref while queued). */
 void atoll__conn_schedule(struct atoll_conn *c);
+/* Queues a handshake step under the per-turn budget (holds a ref). */
+void atoll__conn_hs_queue(struct atoll_conn *c);
 void atoll__conn_dispatch(struct atoll_conn *c);
-void atoll__conn_fail(struct atoll_conn *c, int status);
-void atoll__conn_fail_reason(struct atoll_conn *c, int status, const char *reason);
 void atoll__conn_start_hs_timer(struct atoll_conn *c, uint32_t ms);
-void atoll__conn_arm_recv(struct atoll_conn *c);
-void atoll__conn_kick_send(struct atoll_conn *c);
 void atoll__conn_teardown(struct atoll_conn *c);
+
+/* conn_recv.c */
+void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe);
+void atoll__conn_arm_recv(struct atoll_conn *c);
+void atoll__conn_cancel_recv(struct atoll_conn *c);
+void atoll__conn_unpark_all(atoll_bufring *b);
 /* Bytes received and not yet consumed (plain TCP: what read returns). */
 size_t atoll__conn_seg_bytes(const struct atoll_conn *c);
 /* Copies up to len received bytes out, recycling emptied buffers. */
 size_t atoll__conn_seg_take(struct atoll_conn *c, uint8_t *dst, size_t len);
+void atoll__conn_segs_release(struct atoll_conn *c);
+
+/* conn_send.c */
+void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe);
+void atoll__conn_kick_send(struct atoll_conn *c);
 /* Appends to the output buffer; returns bytes taken. */
 size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len);
+size_t atoll__conn_out_pending(const struct atoll_conn *c);
+
+/* conn_close.c */
+void atoll__conn_close_cqe(struct atoll_conn *c, enum atoll_ud_kind kind, const struct io_uring_cqe *cqe);
+void atoll__conn_close_start(struct atoll_conn *c);
+void atoll__conn_progress_close(struct atoll_conn *c);
+void atoll__conn_fail(struct atoll_conn *c, int status);
+void atoll__conn_fail_reason(struct atoll_conn *c, int status, const char *reason);
 
 /* client.c */
-struct atoll_conn *atoll__conn_alloc(struct atoll_isolate *iso, int fd, atoll_server_stats *stats);
 void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe *cqe);
 /* The client handshake finished (status 0) or failed: report and let go. */
 void atoll__client_done(struct atoll_connect_req *req, struct atoll_conn *c, int status);
 int atoll__tls_client_init(struct atoll_conn *c);
+/* Isolate exit: pending requests hear ATOLL_E_STOPPED; contexts freed. */
 void atoll__client_teardown(atoll_net *net);
 
 /* conn_tls.c */

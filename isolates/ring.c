@@ -7,9 +7,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "isolates/net_private.h"
 #include <stdlib.h>
 #include <sys/mman.h>
+
+#include "isolates/net_private.h"
+#include "isolates/op.h"
 #include "isolates/user_data.h"
 
 int atoll__uring_setup_error(int err); /* runtime/probe.c */
@@ -30,7 +32,8 @@ int atoll__ring_setup(struct atoll_isolate *iso)
     iso->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (iso->event_fd < 0)
         return -errno;
-    return atoll__arm_eventfd(iso);
+    atoll__arm_eventfd(iso);
+    return iso->eventfd_armed ? 0 : -EBUSY;
 }
 
 void atoll__ring_release(struct atoll_isolate *iso)
@@ -56,25 +59,14 @@ void atoll__ring_release(struct atoll_isolate *iso)
     }
 }
 
-struct io_uring_sqe *atoll__sqe(struct atoll_isolate *iso)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&iso->ring);
-    if (!sqe) {
-        /* SQ full: hand what we have to the kernel now, then retry. */
-        io_uring_submit(&iso->ring);
-        sqe = io_uring_get_sqe(&iso->ring);
-    }
-    return sqe;
-}
-
-/* Host threads wake the isolate by writing the eventfd; this read, always
+/* Host threads wake the isolate by writing the eventfd; this read, kept
  * armed, turns that into a CQE on the ring. */
-int atoll__arm_eventfd(struct atoll_isolate *iso)
+void atoll__arm_eventfd(struct atoll_isolate *iso)
 {
-    struct io_uring_sqe *sqe = atoll__sqe(iso);
-    if (!sqe)
-        return -EBUSY;
+    struct io_uring_sqe *sqe;
+    if (iso->eventfd_armed || atoll__op_reserve(iso, &sqe, 1) < 0)
+        return; /* loop.c retries every turn while unarmed */
     io_uring_prep_read(sqe, iso->event_fd, &iso->eventfd_buf, sizeof(iso->eventfd_buf), 0);
-    io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_EVENTFD_READ, 0));
-    return 0;
+    atoll__op_start(iso, sqe, ATOLL_UD_EVENTFD_READ, NULL);
+    iso->eventfd_armed = true;
 }

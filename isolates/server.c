@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "isolates/net_private.h"
+#include "isolates/op.h"
 #include "isolates/user_data.h"
 #include "runtime/resolver.h"
 
@@ -101,8 +102,9 @@ static void atoll_server_unlink(struct atoll_server *s)
         s->next->prev = s->prev;
 }
 
-static void atoll_server_free(struct atoll_server *s)
+static void atoll_server_destroy(atoll_obj *o)
 {
+    struct atoll_server *s = (struct atoll_server *)o;
     atoll_server_unlink(s);
     if (s->backoff_timer)
         atoll_timer_cancel(s->backoff_timer);
@@ -121,9 +123,28 @@ static void atoll_server_free(struct atoll_server *s)
     free(s);
 }
 
+static void atoll_server_issue(atoll_obj *o);
+
+static const atoll_obj_type atoll_server_type = {
+    .name = "server", .issue = atoll_server_issue, .destroy = atoll_server_destroy};
+
+/* Drops the owner's reference once: the server is freed in the free phase,
+ * after every callback of the turn returned. */
+static void atoll_server_drop_owner(struct atoll_server *s)
+{
+    if (s->owner_dropped)
+        return;
+    s->owner_dropped = true;
+    atoll__obj_unref(&s->obj);
+}
+
 static void atoll_server_release_member(struct atoll_server *s)
 {
     if (s->member && !s->released) {
+        /* SQEs prepared this turn may name the listening descriptor: they
+         * reach the kernel before the descriptor can close and be reused. */
+        if (io_uring_sq_ready(&s->iso->ring))
+            atoll__op_submit(s->iso);
         atoll__listen_set_state(s->member, ATOLL_MEMBER_RETIRED);
         atoll__listen_release(s->member);
         s->released = true;
@@ -135,41 +156,60 @@ static void atoll_server_release_member(struct atoll_server *s)
 /* Ends a closing server once nothing refers to it any more. */
 static void atoll_server_maybe_finish(struct atoll_server *s)
 {
-    if (s->state != ATOLL_SRV_CLOSING || !s->released || s->accept_armed || s->ops || s->conns || s->npend ||
+    if (s->state != ATOLL_SRV_CLOSING || !s->released || s->accept_armed || s->conns || s->npend ||
         s->lookup_pending || s->held_head || s->closed_reported)
         return;
     s->closed_reported = true;
     if (s->cb.on_closed)
         s->cb.on_closed(s, s->user);
-    atoll_server_free(s);
+    atoll_server_drop_owner(s);
 }
 
 static void atoll_server_admit(struct atoll_server *s, int fd);
 
 static void atoll_server_cancel_accept(struct atoll_server *s)
 {
-    if (!s->accept_armed)
+    s->accept_cancel_wanted = true;
+    if (!s->accept_armed || s->accept_cancel_sent)
         return;
-    struct io_uring_sqe *sqe = atoll__sqe(s->iso);
-    if (!sqe)
+    struct io_uring_sqe *sqe;
+    if (atoll__op_reserve(s->iso, &sqe, 1) < 0) {
+        atoll__obj_defer(&s->obj);
         return;
-    io_uring_prep_cancel64(sqe, atoll_ud_make(ATOLL_UD_ACCEPT, (uintptr_t)s), 0);
-    io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_CANCEL, (uintptr_t)s));
-    s->iso->net->inflight++;
+    }
+    io_uring_prep_cancel64(sqe, atoll_ud_make(ATOLL_UD_ACCEPT, (uintptr_t)&s->obj), 0);
+    atoll__op_start(s->iso, sqe, ATOLL_UD_CANCEL, NULL);
+    s->accept_cancel_sent = true;
 }
 
 static void atoll_server_arm_accept(struct atoll_server *s)
 {
     if (s->accept_armed || s->fd < 0 || s->backoff_timer)
         return;
-    struct io_uring_sqe *sqe = atoll__sqe(s->iso);
-    if (!sqe)
+    struct io_uring_sqe *sqe;
+    if (atoll__op_reserve(s->iso, &sqe, 1) < 0) {
+        atoll__obj_defer(&s->obj);
         return;
+    }
     io_uring_prep_multishot_accept(sqe, s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_ACCEPT, (uintptr_t)s));
+    atoll__op_start(s->iso, sqe, ATOLL_UD_ACCEPT, &s->obj);
     s->accept_armed = true;
-    s->ops++;
-    s->iso->net->inflight++;
+    s->accept_cancel_wanted = s->accept_cancel_sent = false;
+}
+
+static bool atoll_server_wants_accept(const struct atoll_server *s)
+{
+    return s->state == ATOLL_SRV_STARTED || (s->state == ATOLL_SRV_CLOSING && !s->released);
+}
+
+/* After a deferral: whatever the server's state still wants. */
+static void atoll_server_issue(atoll_obj *o)
+{
+    struct atoll_server *s = (struct atoll_server *)o;
+    if (s->accept_cancel_wanted)
+        atoll_server_cancel_accept(s);
+    else if (atoll_server_wants_accept(s))
+        atoll_server_arm_accept(s);
 }
 
 static void atoll_server_backoff_fire(atoll_timer *t, void *user)
@@ -177,7 +217,7 @@ static void atoll_server_backoff_fire(atoll_timer *t, void *user)
     struct atoll_server *s = user;
     s->backoff_timer = NULL;
     (void)t;
-    if (s->state == ATOLL_SRV_STARTED || (s->state == ATOLL_SRV_CLOSING && !s->released))
+    if (atoll_server_wants_accept(s))
         atoll_server_arm_accept(s);
     atoll_server_maybe_finish(s);
 }
@@ -259,8 +299,8 @@ void atoll__server_run_pending(struct atoll_server *s)
 void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe *cqe)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        s->accept_armed = false;
-        s->ops--;
+        s->accept_armed = false; /* the op layer drops the op's reference */
+        s->accept_cancel_sent = false;
     }
     if (cqe->res >= 0) {
         s->stats->accepted++;
@@ -278,8 +318,7 @@ void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe 
         if (!s->backoff_timer && !s->released)
             atoll_timer_start(s->iso, s->accept_backoff_ms, 0, atoll_server_backoff_fire, s, &s->backoff_timer);
     }
-    bool want = s->state == ATOLL_SRV_STARTED || (s->state == ATOLL_SRV_CLOSING && !s->released);
-    if (!s->accept_armed && want)
+    if (!s->accept_armed && !s->accept_cancel_wanted && atoll_server_wants_accept(s))
         atoll_server_arm_accept(s);
     atoll_server_maybe_finish(s);
 }
@@ -303,6 +342,7 @@ void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int s
     if (status == 0) {
         if (s->paused && s->state == ATOLL_SRV_STARTED) {
             /* Dart F4: handshakes finishing while paused wait for resume. */
+            atoll__obj_ref(&c->obj);
             c->next_held = NULL;
             if (s->held_tail)
                 s->held_tail->next_held = c;
@@ -310,9 +350,9 @@ void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int s
                 s->held_head = c;
             s->held_tail = c;
             s->conns++; /* still ours until delivered */
-            return;
+        } else {
+            atoll_server_deliver(s, c);
         }
-        atoll_server_deliver(s, c);
     } else {
         s->stats->handshake_errors++;
         atoll_stat_add(&s->iso->stats.net_handshake_errors, 1);
@@ -325,6 +365,7 @@ void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int s
         }
     }
     atoll_server_maybe_finish(s);
+    atoll__obj_unref(&s->obj); /* the connection's reference */
 }
 
 static void atoll_server_deliver_held(struct atoll_server *s)
@@ -332,11 +373,13 @@ static void atoll_server_deliver_held(struct atoll_server *s)
     while (s->held_head) {
         struct atoll_conn *c = s->held_head;
         s->held_head = c->next_held;
-        if (!s->held_head)
+        if (!s->held_tail || !s->held_head)
             s->held_tail = NULL;
         c->next_held = NULL;
         s->conns--;
-        atoll_server_deliver(s, c);
+        if (c->state == ATOLL_CONN_OPEN) /* it may have failed while held */
+            atoll_server_deliver(s, c);
+        atoll__obj_unref(&c->obj);
     }
 }
 
@@ -360,14 +403,11 @@ static int atoll_server_do_bind(struct atoll_server *s, const atoll_address *add
     return 0;
 }
 
-static void atoll_server_resolved(struct atoll_isolate *self, int status, const atoll_address *addr, void *user,
-                                  bool dropped)
+static void atoll_server_on_resolved(struct atoll_server *s, int status, const atoll_address *addr, bool dropped)
 {
-    struct atoll_server *s = user;
-    (void)self;
     s->lookup_pending = false;
     if (dropped)
-        return; /* the isolate is exiting: teardown frees the server */
+        return; /* the isolate is exiting: its teardown reports and releases */
     if (s->state == ATOLL_SRV_CLOSING) {
         s->released = true; /* closed before it was bound: nothing to release */
         atoll_server_maybe_finish(s);
@@ -379,12 +419,22 @@ static void atoll_server_resolved(struct atoll_isolate *self, int status, const 
         s->state = ATOLL_SRV_FAILED;
         if (s->cb.on_bound)
             s->cb.on_bound(s, status, s->user);
-        atoll_server_free(s);
+        atoll_server_drop_owner(s);
         return;
     }
     s->state = ATOLL_SRV_BOUND;
     if (s->cb.on_bound)
         s->cb.on_bound(s, 0, s->user);
+}
+
+/* The lookup held a reference on the server: dropped after the outcome. */
+static void atoll_server_resolved(struct atoll_isolate *self, int status, const atoll_address *addr, void *user,
+                                  bool dropped)
+{
+    struct atoll_server *s = user;
+    (void)self;
+    atoll_server_on_resolved(s, status, addr, dropped);
+    atoll__obj_unref(&s->obj);
 }
 
 int atoll_server_bind(atoll_isolate *self, const char *address, int port, const atoll_server_options *opts_in,
@@ -426,6 +476,7 @@ int atoll_server_bind(atoll_isolate *self, const char *address, int port, const 
     }
     sb->refs = 1;
     s->stats = &sb->stats;
+    atoll__obj_init(&s->obj, &atoll_server_type, self);
     s->iso = self;
     s->opts = opts;
     s->alpn_wire = alpn;
@@ -444,10 +495,12 @@ int atoll_server_bind(atoll_isolate *self, const char *address, int port, const 
     net->servers = s;
     self->refs++;
     s->lookup_pending = true;
+    atoll__obj_ref(&s->obj); /* the lookup's */
     ret = atoll__resolve(self, address, atoll_server_resolved, s);
     if (ret < 0) {
         s->lookup_pending = false;
-        atoll_server_free(s);
+        atoll__obj_unref(&s->obj);
+        atoll_server_drop_owner(s);
         return ret;
     }
     *out = s;
@@ -528,8 +581,7 @@ int atoll_server_close(atoll_server *s)
          * registry forgets the tuple synchronously (Dart C10, stricter). The
          * cancel is submitted first so the kernel drops its reference. */
         atoll_server_cancel_accept(s);
-        io_uring_submit(&s->iso->ring);
-        atoll_server_release_member(s);
+        atoll_server_release_member(s); /* submits the cancel first */
     }
     atoll_server_maybe_finish(s);
     return 0;
@@ -561,7 +613,9 @@ void atoll__server_teardown(struct atoll_server *s)
         struct atoll_conn *c = s->held_head;
         s->held_head = c->next_held;
         c->next_held = NULL;
+        atoll__obj_unref(&c->obj);
     }
+    s->held_tail = NULL;
     atoll_server_release_member(s);
     /* Isolate exit: the application hears on_closed once, to release; a
      * close from inside it finds the server closing and does nothing. */
@@ -571,5 +625,6 @@ void atoll__server_teardown(struct atoll_server *s)
         s->closed_reported = true;
         s->cb.on_closed(s, s->user);
     }
-    atoll_server_free(s);
+    s->closed_reported = true;
+    atoll_server_drop_owner(s);
 }

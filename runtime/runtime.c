@@ -22,6 +22,7 @@ void atoll_runtime_options_init(atoll_runtime_options *opts)
     opts->port_capacity = 4096;
     opts->task_capacity = 65536;
     opts->recv_buffers = 512;
+    opts->recv_buffers_per_conn = 2;
     opts->recv_buffer_size = 16384;
     opts->ticket_rotation_s = 3600;
 }
@@ -48,6 +49,7 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
         opts.cq_entries < opts.sq_entries || opts.max_ports == 0 || opts.max_ports >= UINT32_MAX ||
         opts.port_capacity == 0 || opts.port_capacity > (1u << 30) || opts.task_capacity == 0 ||
         opts.recv_buffers < 8 || opts.recv_buffers > 32768 || (opts.recv_buffers & (opts.recv_buffers - 1)) ||
+        opts.recv_buffers_per_conn == 0 || opts.recv_buffers_per_conn > opts.recv_buffers ||
         opts.recv_buffer_size < 1024 || opts.recv_buffer_size > (1u << 20) || opts.ticket_rotation_s == 0)
         return -EINVAL;
 
@@ -262,6 +264,10 @@ int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_st
     ATOLL_READ_STAT(net_handshake_errors);
     ATOLL_READ_STAT(net_bytes_in);
     ATOLL_READ_STAT(net_bytes_out);
+    ATOLL_READ_STAT(sq_flushes);
+    ATOLL_READ_STAT(sq_deferred);
+    ATOLL_READ_STAT(submit_errors);
+    ATOLL_READ_STAT(cqe_errors);
 #undef ATOLL_READ_STAT
     return 0;
 }

@@ -37,8 +37,8 @@ void atoll__wake(struct atoll_isolate *target)
     if (self == target)
         return; /* the loop checks wake_pending before it sleeps */
     if (self && self->rt == target->rt) {
-        struct io_uring_sqe *sqe = atoll__sqe(self);
-        if (sqe) {
+        struct io_uring_sqe *sqe;
+        if (atoll__op_reserve(self, &sqe, 1) == 0) {
             io_uring_prep_msg_ring(sqe, target->ring_fd, 0, atoll_ud_make(ATOLL_UD_WAKE, self->id), 0);
             io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_WAKE_SENT, target->id));
             /* Success needs no CQE here; a failure comes back and falls back
@@ -64,5 +64,5 @@ void atoll__flush_wakeups(void)
 {
     struct atoll_isolate *self = atoll_isolate_current();
     if (self && self->ring_ready && io_uring_sq_ready(&self->ring))
-        io_uring_submit(&self->ring);
+        atoll__op_submit(self);
 }

@@ -90,6 +90,12 @@ typedef struct atoll_runtime_options {
     /** Size of one receive buffer in bytes, 1024..1048576. Default: 16384
      *  (one TLS record). */
     uint32_t recv_buffer_size;
+    /** Most receive buffers one connection may hold before its reads stop
+     *  (its share of the isolate's ring), 1..recv_buffers. A connection
+     *  whose application does not read stops receiving at its share and TCP
+     *  flow control pushes back on the peer, so the isolate's other
+     *  connections keep flowing. Default: 2. */
+    uint32_t recv_buffers_per_conn;
     /** Session-ticket key rotation period in seconds (tickets of the
      *  current and previous period are accepted). Default: 3600. */
     uint32_t ticket_rotation_s;
@@ -161,6 +167,13 @@ typedef struct atoll_isolate_stats {
     uint64_t net_handshake_errors; /**< connections its servers reported to on_error */
     uint64_t net_bytes_in;         /**< wire bytes received, all its connections */
     uint64_t net_bytes_out;        /**< wire bytes sent, all its connections */
+    uint64_t sq_flushes;           /**< submissions forced by a short SQ mid-turn */
+    uint64_t sq_deferred;          /**< operations deferred to the next turn (SQ
+                                        still short after a flush); none is dropped */
+    uint64_t submit_errors;        /**< io_uring submissions that failed (other than
+                                        EINTR/EBUSY/EAGAIN, which are retried) */
+    uint64_t cqe_errors;           /**< completions of an unknown kind, and teardowns
+                                        that timed out waiting for cancelled ops */
 } atoll_isolate_stats;
 
 /**

@@ -1,0 +1,88 @@
+/*
+ * isolates/conn_send.c: the send side of a connection: an output buffer
+ * (from the isolate's pool while data is pending) and one send in flight,
+ * which keeps bytes (and TLS records) in order.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "isolates/net_private.h"
+
+size_t atoll__conn_out_pending(const struct atoll_conn *c)
+{
+    return (c->out ? c->out_len - c->out_sent : 0) + c->wpend_len;
+}
+
+size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len)
+{
+    if (!c->out) {
+        c->out = atoll__pool_get(&c->iso->net->out_pool, ATOLL_CONN_OUT_CAP);
+        if (!c->out)
+            return 0;
+        c->out_len = c->out_sent = 0;
+    }
+    if (!c->send_inflight && c->out_sent) {
+        /* Nothing in the kernel's hands: compact. */
+        memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
+        c->out_len -= c->out_sent;
+        c->out_sent = 0;
+    }
+    size_t room = ATOLL_CONN_OUT_CAP - c->out_len;
+    size_t n = len < room ? len : room;
+    memcpy(c->out + c->out_len, src, n);
+    c->out_len += (uint32_t)n;
+    return n;
+}
+
+void atoll__conn_kick_send(struct atoll_conn *c)
+{
+    if (c->send_inflight || !c->out || c->out_sent == c->out_len || c->fd < 0 || c->state == ATOLL_CONN_DEAD)
+        return;
+    struct io_uring_sqe *sqe;
+    if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
+        atoll__obj_defer(&c->obj);
+        return;
+    }
+    c->send_len = c->out_len - c->out_sent;
+    io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->send_len, MSG_NOSIGNAL);
+    atoll__op_start(c->iso, sqe, ATOLL_UD_SEND, &c->obj);
+    c->send_inflight = true;
+}
+
+void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
+{
+    c->send_inflight = false;
+    if (c->state == ATOLL_CONN_DEAD)
+        return;
+    if (cqe->res < 0) {
+        c->out_len = c->out_sent = 0; /* the peer is gone: nothing more goes out */
+        c->wpend_len = 0;
+        if (c->state == ATOLL_CONN_CLOSING)
+            atoll__conn_progress_close(c);
+        else
+            atoll__conn_fail(c, cqe->res);
+        return;
+    }
+    c->out_sent += (uint32_t)cqe->res;
+    c->stats->bytes_out += (uint64_t)cqe->res;
+    atoll_stat_add(&c->iso->stats.net_bytes_out, (uint64_t)cqe->res);
+    if (c->out_sent == c->out_len) {
+        c->out_len = c->out_sent = 0;
+        if (c->state == ATOLL_CONN_OPEN && !c->wpend_len) {
+            atoll__pool_put(&c->iso->net->out_pool, c->out); /* idle: no output buffer */
+            c->out = NULL;
+        }
+    }
+    if (c->tls && c->wpend_len)
+        atoll__tls_flush_pending(c);
+    if (c->state == ATOLL_CONN_HANDSHAKE && c->tls)
+        atoll__conn_hs_queue(c); /* wolfSSL may be waiting for room to write its flight */
+    atoll__conn_kick_send(c);
+    if (c->state == ATOLL_CONN_OPEN && c->write_events && atoll__conn_out_pending(c) < ATOLL_CONN_OUT_HIGH) {
+        c->write_event_due = true;
+        atoll__conn_schedule(c);
+    }
+    if (c->state == ATOLL_CONN_CLOSING || (c->shut_wr && !c->fin_sent))
+        atoll__conn_progress_close(c);
+}
