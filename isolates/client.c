@@ -457,6 +457,10 @@ int atoll_connect(atoll_isolate *self, const char *host, int port, const atoll_c
 void atoll__client_teardown(atoll_net *net)
 {
     for (struct atoll_connect_req *req = net->reqs; req; req = req->next) {
+        if (req->lookup_pending) { /* it will never answer: the inbox is closed */
+            req->lookup_pending = false;
+            atoll__obj_unref(&req->obj);
+        }
         if (req->conn)
             atoll__client_done(req, NULL, ATOLL_E_STOPPED); /* unlinks the connection */
         else

@@ -609,6 +609,12 @@ void atoll_server_stats_get(const atoll_server *s, atoll_server_stats *out)
 
 void atoll__server_teardown(struct atoll_server *s)
 {
+    /* A lookup still out will never answer (the inbox is closed): its
+     * reference goes here. */
+    if (s->lookup_pending) {
+        s->lookup_pending = false;
+        atoll__obj_unref(&s->obj);
+    }
     while (s->held_head) {
         struct atoll_conn *c = s->held_head;
         s->held_head = c->next_held;

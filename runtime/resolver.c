@@ -1,5 +1,5 @@
-/* runtime/resolver.c: host name lookup on a helper thread, result posted
- * back to the isolate's inbox. */
+/* runtime/resolver.c: host name lookup as a job of the runtime's lookup
+ * pool, the result posted back to the isolate's inbox. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -8,10 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/lookup_pool.h"
 #include "runtime/resolver.h"
 #include "runtime/task.h"
+#include "runtime/testing.h"
 
 typedef struct atoll_lookup {
+    atoll_lookup_job job; /* first: the pool's handle is the lookup */
+    /* Dereferenced only by finish while the runtime is alive (the pool
+     * guarantees the isolate object exists then), never by work. */
     struct atoll_isolate *iso;
     char host[256];
     atoll_resolve_fn cb;
@@ -20,6 +25,43 @@ typedef struct atoll_lookup {
     atoll_address addr;
 } atoll_lookup;
 
+#ifdef ATOLL_TESTING
+static pthread_mutex_t test_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t test_cond = PTHREAD_COND_INITIALIZER;
+static bool test_block;
+static uint32_t test_blocked;
+
+void atoll__test_resolver_block(bool on)
+{
+    pthread_mutex_lock(&test_lock);
+    test_block = on;
+    pthread_cond_broadcast(&test_cond);
+    pthread_mutex_unlock(&test_lock);
+}
+
+uint32_t atoll__test_resolver_blocked(void)
+{
+    pthread_mutex_lock(&test_lock);
+    uint32_t n = test_blocked;
+    pthread_mutex_unlock(&test_lock);
+    return n;
+}
+
+/* The injected resolver that does not answer: holds the worker while the
+ * hook is on. Thread: a lookup pool worker. */
+static void atoll_test_resolver_wait(void)
+{
+    pthread_mutex_lock(&test_lock);
+    test_blocked++;
+    while (test_block)
+        pthread_cond_wait(&test_cond, &test_lock);
+    test_blocked--;
+    pthread_mutex_unlock(&test_lock);
+}
+#endif
+
+/* Delivers the result and frees the lookup. Errors: none. Thread: the
+ * requesting isolate (inbox), or its teardown with dropped = true. */
 static void atoll_lookup_deliver(struct atoll_isolate *self, void *arg, bool dropped)
 {
     atoll_lookup *l = arg;
@@ -27,6 +69,9 @@ static void atoll_lookup_deliver(struct atoll_isolate *self, void *arg, bool dro
     free(l);
 }
 
+/* getaddrinfo as Dart calls it; fills l->addr. Returns 0, -EINVAL (scope
+ * suffix), -ENOMEM or ATOLL_E_LOOKUP. Thread: a lookup pool worker; touches
+ * only `l`. */
 static int atoll_lookup_run(atoll_lookup *l)
 {
     if (strchr(l->host, '%'))
@@ -54,13 +99,26 @@ static int atoll_lookup_run(atoll_lookup *l)
     return 0;
 }
 
-static void *atoll_lookup_thread(void *arg)
+/* The pool's work step: may block for as long as the resolver likes.
+ * Thread: a lookup pool worker. */
+static void atoll_lookup_work(atoll_lookup_job *job)
 {
-    atoll_lookup *l = arg;
+    atoll_lookup *l = (atoll_lookup *)job;
+#ifdef ATOLL_TESTING
+    atoll_test_resolver_wait();
+#endif
     l->status = atoll_lookup_run(l);
-    if (atoll__post(l->iso, atoll_lookup_deliver, l) < 0)
-        free(l); /* the isolate is gone: nobody to tell */
-    return NULL;
+}
+
+/* The pool's finish step, under the pool lock: posts the result while the
+ * runtime exists; an isolate that exited refuses the post (its teardown
+ * already released `user`), and a destroyed runtime is not touched at all.
+ * Thread: a lookup pool worker, or the host thread destroying the runtime. */
+static void atoll_lookup_finish(atoll_lookup_job *job, bool runtime_alive)
+{
+    atoll_lookup *l = (atoll_lookup *)job;
+    if (!runtime_alive || atoll__post(l->iso, atoll_lookup_deliver, l) < 0)
+        free(l); /* nobody to tell */
 }
 
 int atoll__resolve(struct atoll_isolate *self, const char *host, atoll_resolve_fn cb, void *user)
@@ -71,23 +129,24 @@ int atoll__resolve(struct atoll_isolate *self, const char *host, atoll_resolve_f
     l->iso = self;
     l->cb = cb;
     l->user = user;
-    snprintf(l->host, sizeof(l->host), "%s", host);
-    /* Numeric addresses need no thread: parse now, deliver next turn. */
-    if (atoll_address_parse(host, &l->addr) == 0) {
+    /* Numeric addresses need no thread: parse now, deliver next turn. So do
+     * names too long for DNS (253): they fail without a lookup. */
+    bool now = true;
+    if (strlen(host) >= sizeof(l->host))
+        l->status = ATOLL_E_LOOKUP;
+    else if (atoll_address_parse(host, &l->addr) != 0)
+        now = false;
+    if (now) {
         int ret = atoll__post(self, atoll_lookup_deliver, l);
         if (ret < 0)
             free(l);
         return ret;
     }
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int err = pthread_create(&th, &attr, atoll_lookup_thread, l);
-    pthread_attr_destroy(&attr);
-    if (err) {
+    snprintf(l->host, sizeof(l->host), "%s", host);
+    l->job.work = atoll_lookup_work;
+    l->job.finish = atoll_lookup_finish;
+    int ret = atoll__lookup_pool_submit(atoll_isolate_runtime(self)->lookups, &l->job);
+    if (ret < 0)
         free(l);
-        return -err;
-    }
-    return 0;
+    return ret;
 }

@@ -17,9 +17,18 @@ typedef void (*atoll_resolve_fn)(struct atoll_isolate *self, int status, const a
  * Looks `host` up as Dart does (getaddrinfo with AF_UNSPEC, SOCK_STREAM and
  * AI_ADDRCONFIG, retried without AI_ADDRCONFIG; the first result is used;
  * numeric strings pass through unchanged) and delivers the result on `self`
- * at a later turn, never inside this call. Host names are looked up on a
- * short-lived thread of their own: getaddrinfo blocks, the loop must not.
- * Returns 0 or -ENOMEM / -EAGAIN (then `cb` will not run).
+ * at a later turn, never inside this call. Host names are looked up by the
+ * runtime's lookup pool (runtime/lookup_pool.h: at most
+ * ATOLL_LOOKUP_THREADS threads, ATOLL_LOOKUP_QUEUE waiting lookups), since
+ * getaddrinfo blocks and the loop must not. A name longer than 255 bytes
+ * fails with ATOLL_E_LOOKUP, delivered like any result.
+ * If the isolate exits before the answer, `cb` runs with `dropped` only if
+ * the result was already in its inbox; otherwise it never runs (the exiting
+ * isolate releases `user` itself). Destroying the runtime with a lookup
+ * still in getaddrinfo is safe: the answer is thrown away.
+ * Returns 0, or -ENOMEM, -EAGAIN (the pool's queue is full: a resolver this
+ * slow, try later) or a negated pthread_create error (no lookup thread
+ * could be started); then `cb` will not run.
  * Thread: the isolate `self`.
  */
 int atoll__resolve(struct atoll_isolate *self, const char *host, atoll_resolve_fn cb, void *user);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "isolates/isolate_private.h"
+#include "runtime/lookup_pool.h"
 
 void atoll_runtime_options_init(atoll_runtime_options *opts)
 {
@@ -77,6 +78,11 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
         return -ENOMEM;
     }
     ret = atoll__ticket_keys_init(&rt->tickets, opts.ticket_rotation_s);
+    if (ret == 0) {
+        ret = atoll__lookup_pool_new(&rt->lookups);
+        if (ret < 0)
+            atoll__ticket_keys_wipe(&rt->tickets);
+    }
     if (ret < 0) {
         free(rt->isolates);
         free(rt->ports);
@@ -362,6 +368,10 @@ int atoll_runtime_destroy(atoll_runtime *rt)
     pthread_mutex_unlock(&rt->lock);
     if (!ok)
         return ATOLL_E_STATE;
+    /* First: once this returns, no lookup worker can post to an isolate
+     * (a worker stuck in getaddrinfo is left behind, detached). */
+    atoll__lookup_pool_shutdown(rt->lookups);
+    atoll__ticket_keys_wipe(&rt->tickets);
     uint32_t n = atomic_load(&rt->isolate_count);
     for (uint32_t i = 0; i < n; i++)
         free(rt->isolates[i]);

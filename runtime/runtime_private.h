@@ -51,6 +51,9 @@ struct atoll_runtime {
 
     atoll_ticket_keys tickets; /* session-ticket keys shared by all isolates */
 
+    /* Host lookups (runtime/lookup_pool.h); its state outlives destroy. */
+    struct atoll_lookup_pool *lookups;
+
     pthread_mutex_t ports_lock; /* slot allocation only: not on the send path */
     atoll_port_slot *ports;     /* [opts.max_ports] */
     uint32_t ports_free;        /* head of free list, UINT32_MAX = none */

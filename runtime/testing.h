@@ -7,6 +7,9 @@
 
 #ifdef ATOLL_TESTING
 
+#include <stdbool.h>
+#include <stdint.h>
+
 /**
  * Makes the next io_uring probes behave as if io_uring_setup() failed with
  * `setup_errno` (EPERM, ENOSYS, ENOMEM, ...; 0 = no injection), or, when
@@ -16,6 +19,31 @@
  * Thread: any thread; tests call it before creating a runtime.
  */
 void atoll__test_probe_inject(int setup_errno, const char *missing_feature);
+
+/**
+ * A resolver that never answers, on demand: while `on`, every lookup of a
+ * host name (not a numeric address) blocks on its pool worker before
+ * getaddrinfo(), until the hook is turned off again (which releases all).
+ * Process-wide. Thread: any thread.
+ */
+void atoll__test_resolver_block(bool on);
+
+/** Lookups currently held by atoll__test_resolver_block. Thread: any. */
+uint32_t atoll__test_resolver_blocked(void);
+
+/** Counters of the lookup pools (runtime/lookup_pool.c), process-wide. */
+typedef struct atoll_test_lookup_counts {
+    uint32_t threads; /* worker threads alive, all pools (they outlive destroy) */
+    uint32_t busy;    /* jobs taken by a worker and not yet finished */
+    uint32_t peak;    /* most workers one pool had at once, since the reset */
+    uint32_t blocked; /* = atoll__test_resolver_blocked() */
+} atoll_test_lookup_counts;
+
+/** Reads the counters. Thread: any. */
+void atoll__test_lookup_counts(atoll_test_lookup_counts *out);
+
+/** Sets `peak` back to 0. Thread: any. */
+void atoll__test_lookup_peak_reset(void);
 
 #endif
 #endif /* ATOLL_RUNTIME_TESTING_H */

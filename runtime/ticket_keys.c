@@ -46,16 +46,25 @@ int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s)
     if (keys == NULL)
         return -EINVAL;
     WC_RNG rng;
-    if (wc_InitRng(&rng) != 0)
+    if (wc_InitRng(&rng) != 0) {
+        explicit_bzero(&rng, sizeof(rng));
         return -EIO;
+    }
     int rc = wc_RNG_GenerateBlock(&rng, keys->master, sizeof(keys->master));
     wc_FreeRng(&rng);
+    explicit_bzero(&rng, sizeof(rng)); /* its DRBG state produced the secret */
     if (rc != 0) {
         explicit_bzero(keys->master, sizeof(keys->master));
         return -EIO;
     }
     keys->rotation_s = rotation_s != 0 ? rotation_s : 3600;
     return 0;
+}
+
+void atoll__ticket_keys_wipe(atoll_ticket_keys *keys)
+{
+    if (keys != NULL)
+        explicit_bzero(keys->master, sizeof(keys->master));
 }
 
 bool atoll__tls_aes_fast(void)
@@ -99,37 +108,96 @@ static uint64_t get_be64(const unsigned char *p)
     return v;
 }
 
-/* key = HKDF-SHA256(master, info = label || magic || epoch). */
+/* One HMAC-SHA256 into out[WC_SHA256_DIGEST_SIZE], with the Hmac state on
+ * this frame so it can be wiped (wolfSSL's own wrappers leave their key
+ * schedule, i.e. the padded key hashes, on their stack). Returns 0 or a
+ * wolfCrypt error. Thread: any. */
+static int hmac_sha256(const unsigned char *key, word32 key_len, const unsigned char *in1, word32 in1_len,
+                       const unsigned char *in2, word32 in2_len, unsigned char *out)
+{
+    Hmac hmac;
+    int rc = wc_HmacInit(&hmac, NULL, INVALID_DEVID);
+    if (rc == 0) {
+        rc = wc_HmacSetKey(&hmac, WC_SHA256, key, key_len);
+        if (rc == 0)
+            rc = wc_HmacUpdate(&hmac, in1, in1_len);
+        if (rc == 0 && in2_len > 0)
+            rc = wc_HmacUpdate(&hmac, in2, in2_len);
+        if (rc == 0)
+            rc = wc_HmacFinal(&hmac, out);
+        wc_HmacFree(&hmac);
+    }
+    explicit_bzero(&hmac, sizeof(hmac));
+    return rc;
+}
+
+/* key = HKDF-SHA256(salt = none, master, info = label || magic || epoch),
+ * RFC 5869 written out (one Expand block suffices for key_len <= 32) so
+ * that the PRK and the output block live here and are wiped.
+ * Returns 0 or a wolfCrypt error. Thread: any; reads `keys` only. */
 static int derive_key(const atoll_ticket_keys *keys, const unsigned char *magic, uint64_t epoch, unsigned char *key,
                       word32 key_len)
 {
     static const char label[] = "atoll session ticket key";
+    static const unsigned char zero_salt[WC_SHA256_DIGEST_SIZE];
+    static const unsigned char counter = 0x01;
+    if (key_len > WC_SHA256_DIGEST_SIZE)
+        return BAD_FUNC_ARG;
     unsigned char info[sizeof(label) - 1 + TICKET_MAGIC_SZ + 8];
     memcpy(info, label, sizeof(label) - 1);
     memcpy(info + sizeof(label) - 1, magic, TICKET_MAGIC_SZ);
     put_be64(info + sizeof(label) - 1 + TICKET_MAGIC_SZ, epoch);
-    return wc_HKDF(WC_SHA256, keys->master, sizeof(keys->master), NULL, 0, info, sizeof(info), key, key_len);
+    unsigned char prk[WC_SHA256_DIGEST_SIZE], t1[WC_SHA256_DIGEST_SIZE];
+    int rc = hmac_sha256(zero_salt, sizeof(zero_salt), keys->master, sizeof(keys->master), NULL, 0, prk);
+    if (rc == 0)
+        rc = hmac_sha256(prk, sizeof(prk), info, sizeof(info), &counter, 1, t1);
+    if (rc == 0)
+        memcpy(key, t1, key_len);
+    explicit_bzero(prk, sizeof(prk));
+    explicit_bzero(t1, sizeof(t1));
+    return rc;
 }
 
-/* Runs the AEAD in place over ticket[0, len). Returns 0, or nonzero on any
- * failure (for open: a forged or damaged ticket). */
+/* Runs the AEAD in place over ticket[0, len). Every cipher state (the AES
+ * key schedule, the ChaCha20 state and Poly1305 key) lives on this frame
+ * and is wiped before returning, whatever the outcome. Returns 0, or
+ * nonzero on any failure (for open: a forged or damaged ticket).
+ * Thread: any. */
 static int aead(enum ticket_aead alg, bool seal, const unsigned char *key, const unsigned char *nonce,
                 const unsigned char *aad, word32 aad_len, unsigned char *data, word32 len, unsigned char *tag)
 {
+    int rc;
     if (alg == AEAD_CHACHA20_POLY1305) {
-        return seal ? wc_ChaCha20Poly1305_Encrypt(key, nonce, aad, aad_len, data, len, data, tag)
-                    : wc_ChaCha20Poly1305_Decrypt(key, nonce, aad, aad_len, data, len, tag, data);
+        /* The streaming calls, not the one-shot ones, so the state is ours. */
+        ChaChaPoly_Aead st;
+        unsigned char computed[CHACHA20_POLY1305_AEAD_AUTHTAG_SIZE];
+        rc = wc_ChaCha20Poly1305_Init(&st, key, nonce,
+                                      seal ? CHACHA20_POLY1305_AEAD_ENCRYPT : CHACHA20_POLY1305_AEAD_DECRYPT);
+        if (rc == 0)
+            rc = wc_ChaCha20Poly1305_UpdateAad(&st, aad, aad_len);
+        if (rc == 0)
+            rc = wc_ChaCha20Poly1305_UpdateData(&st, data, data, len);
+        if (rc == 0)
+            rc = wc_ChaCha20Poly1305_Final(&st, seal ? tag : computed);
+        if (rc == 0 && !seal)
+            rc = wc_ChaCha20Poly1305_CheckTag(tag, computed);
+        explicit_bzero(&st, sizeof(st));
+        explicit_bzero(computed, sizeof(computed));
+        return rc;
     }
     Aes aes;
-    int rc = wc_AesInit(&aes, NULL, INVALID_DEVID);
-    if (rc != 0)
-        return rc;
-    rc = wc_AesGcmSetKey(&aes, key, AES_128_KEY_SIZE);
+    rc = wc_AesInit(&aes, NULL, INVALID_DEVID);
     if (rc == 0) {
-        rc = seal ? wc_AesGcmEncrypt(&aes, data, data, len, nonce, TICKET_NONCE_SZ, tag, TICKET_TAG_SZ, aad, aad_len)
-                  : wc_AesGcmDecrypt(&aes, data, data, len, nonce, TICKET_NONCE_SZ, tag, TICKET_TAG_SZ, aad, aad_len);
+        rc = wc_AesGcmSetKey(&aes, key, AES_128_KEY_SIZE);
+        if (rc == 0) {
+            rc =
+                seal
+                    ? wc_AesGcmEncrypt(&aes, data, data, len, nonce, TICKET_NONCE_SZ, tag, TICKET_TAG_SZ, aad, aad_len)
+                    : wc_AesGcmDecrypt(&aes, data, data, len, nonce, TICKET_NONCE_SZ, tag, TICKET_TAG_SZ, aad, aad_len);
+        }
+        wc_AesFree(&aes); /* frees, does not wipe the round keys / GHASH key */
     }
-    wc_AesFree(&aes);
+    explicit_bzero(&aes, sizeof(aes));
     return rc;
 }
 

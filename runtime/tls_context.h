@@ -36,6 +36,11 @@ int atoll__wolfssl_init(void);
 /* Draws the master secret (wolfCrypt RNG). Returns 0 or -EIO. */
 int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s);
 
+/* Wipes the master secret (a wipe the compiler cannot drop), so no copy is
+ * left in freed memory. No errors. Thread: runtime destroy, when no isolate
+ * can seal or open tickets any more. */
+void atoll__ticket_keys_wipe(atoll_ticket_keys *keys);
+
 /* wolfSSL's SessionTicketEncCb (wolfSSL_CTX_set_TicketEncCb), `keys` being
  * the atoll_ticket_keys given to wolfSSL_CTX_set_TicketEncCtx. Seals
  * (enc = 1) or opens (enc = 0) `ticket` in place; returns a

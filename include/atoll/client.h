@@ -73,8 +73,9 @@ ATOLL_API void atoll_connect_options_init(atoll_connect_options *opts);
  * isolate. The result arrives through `cb`, always at a later turn.
  * Errors returned now (cb will not run): ATOLL_E_WRONG_THREAD, -EINVAL (host
  * NULL or empty, port outside 1..65535, cb NULL, an ALPN name empty or longer
- * than 255 bytes), -ENOMEM,
- * ATOLL_E_STOPPED.
+ * than 255 bytes), -ENOMEM, ATOLL_E_STOPPED, -EAGAIN (a host name while
+ * the runtime's lookup queue is full: 256 lookups already wait for its 4
+ * lookup threads; or no lookup thread could be started).
  * Thread: the calling isolate (`self`).
  */
 ATOLL_API int atoll_connect(atoll_isolate *self, const char *host, int port, const atoll_connect_options *opts,

@@ -126,7 +126,9 @@ ATOLL_API void atoll_server_options_init(atoll_server_options *opts);
  * Errors returned now (nothing was started): ATOLL_E_WRONG_THREAD, -EINVAL
  * (address NULL or empty, port outside 0..65535, backlog negative or above
  * 65535, an ALPN name empty or longer than 255 bytes, the encoded ALPN list
- * 8192 bytes or more, callbacks NULL), -ENOMEM, ATOLL_E_STOPPED.
+ * 8192 bytes or more, callbacks NULL), -ENOMEM, ATOLL_E_STOPPED, -EAGAIN (a
+ * host name while the runtime's lookup queue is full: 256 lookups already
+ * wait for its 4 lookup threads; or no lookup thread could be started).
  * Thread: the calling isolate (`self`).
  */
 ATOLL_API int atoll_server_bind(atoll_isolate *self, const char *address, int port, const atoll_server_options *opts,
