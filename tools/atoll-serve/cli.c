@@ -1,0 +1,264 @@
+/*
+ * tools/atoll-serve/cli.c: atoll-serve's command line: the usage text, the
+ * option parser that fills the configuration, and the ALPN list split into
+ * protocol names. A bad command line exits 2 with the reason and the usage.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serve.h"
+
+static const char usage_text[] =
+    "Usage:\n"
+    "atoll-serve [--address ADDR] [--port N] [--isolates N] [--mode http|echo]\n"
+    "            [--cert FILE --key FILE [--key-password PW]] [--write-cert FILE]\n"
+    "            [--alpn LIST] [--request-client-cert | --require-client-cert] [--client-ca FILE]\n"
+    "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
+    "\n"
+    "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
+    "listener per isolate).\n"
+    "\n"
+    "Options:\n"
+    "  --address ADDR          address to bind (numeric IPv4/IPv6 or a host name).\n"
+    "                          Default 127.0.0.1\n"
+    "  --port N                port, 0..65535; 0 picks a free one. Default 0\n"
+    "  --isolates N            isolates (worker threads), 1..1024. Default: online CPUs\n"
+    "  --mode http|echo        http: minimal HTTP/1.1 (below); echo: send back every\n"
+    "                          byte received. Default http\n"
+    "  --cert FILE             certificate chain (PEM, leaf first, or one DER certificate)\n"
+    "  --key FILE              its private key (PEM or DER); required with --cert\n"
+    "  --key-password PW       password of an encrypted --key\n"
+    "                          Without --cert: an ephemeral self-signed ECDSA P-256\n"
+    "                          certificate for CN=localhost, SANs DNS:localhost,\n"
+    "                          IP:127.0.0.1, IP:::1, valid 30 days, made in memory\n"
+    "  --write-cert FILE       write the server's certificate chain as PEM to FILE\n"
+    "                          (before the listening line), for clients to trust\n"
+    "  --alpn LIST             ALPN protocols, comma-separated, in server preference\n"
+    "                          order; \"\" offers none. Default http/1.1\n"
+    "  --request-client-cert   ask clients for a certificate (optional)\n"
+    "  --require-client-cert   require one (fail the handshake without)\n"
+    "  --client-ca FILE        certificates (PEM or DER) trusted to verify client\n"
+    "                          certificates, also sent as the acceptable authorities\n"
+    "  --v6only                IPV6_V6ONLY for an IPv6 address (default dual stack)\n"
+    "  --backlog N             listen backlog per isolate, 0..65535; 0 = SOMAXCONN.\n"
+    "                          Default 0\n"
+    "  --handshake-timeout MS  TLS handshake timeout in ms; 0 disables. Default 10000\n"
+    "  --no-resumption         no session tickets or cache: every handshake is full\n"
+    "  --duration S            stop by itself after S seconds (may be fractional)\n"
+    "  -h, --help              this text\n"
+    "\n"
+    "Output (stdout, one line each, flushed):\n"
+    "  listening on ADDR:PORT isolates=N\n"
+    "      once every isolate listens. ADDR is --address as given, in brackets\n"
+    "      when it contains ':' (IPv6), e.g. \"listening on [::1]:8443 isolates=2\";\n"
+    "      PORT is the real port (also after --port 0).\n"
+    "  {\"isolates\":[{\"id\":0,\"accepted\":A,\"handshakes\":H,\"handshake_errors\":E,\n"
+    "      \"bytes_in\":I,\"bytes_out\":O},...]}\n"
+    "      per-isolate counters, on SIGUSR1 (keeps running) and at exit. accepted:\n"
+    "      TCP connections accepted; handshakes: TLS handshakes completed (connections\n"
+    "      served); handshake_errors: connections that failed before being served;\n"
+    "      bytes_in/bytes_out: bytes on the wire (TLS records) of its connections.\n"
+    "\n"
+    "Signals: SIGINT or SIGTERM (or the end of --duration) stop accepting, finish\n"
+    "the responses in progress (close idle keep-alive connections), wait up to 5 s,\n"
+    "close what is left, print the counters and exit 0. SIGUSR1 prints the counters.\n"
+    "\n"
+    "HTTP mode (keep-alive, pipelining; requests up to 8 KiB of headers):\n"
+    "  GET|HEAD /          200, body \"hello\\n\"\n"
+    "  GET|HEAD /bytes/N   200, N bytes (0 <= N <= 1073741824), streamed\n"
+    "  other paths         404, body \"not found\\n\" (connection kept)\n"
+    "  malformed request, other method, headers over 8 KiB, N too large, a request\n"
+    "  with Transfer-Encoding: 400, then the connection is closed.\n"
+    "  \"Connection: close\" and HTTP/1.0 without \"Connection: keep-alive\" close\n"
+    "  after the response. Every response has Content-Length.\n"
+    "\n"
+    "Exit status: 0 after a signal or --duration; 1 runtime errors (certificate or\n"
+    "key files, io_uring, bind); 2 bad command line.\n";
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, PROG ": ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n\n%s", usage_text);
+    va_end(ap);
+    exit(2);
+}
+
+static int64_t parse_int(const char *flag, const char *s, int64_t lo, int64_t hi)
+{
+    if (!s || !*s)
+        usage_error("%s needs a value", flag);
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || s[0] == ' ' || s[0] == '+')
+        usage_error("%s: '%s' is not an integer", flag, s);
+    if (v < lo || v > hi)
+        usage_error("%s: %lld is out of range %" PRId64 "..%" PRId64, flag, v, lo, hi);
+    return v;
+}
+
+void parse_args(int argc, char **argv, config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->address = "127.0.0.1";
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->isolates = cpus > 0 ? (uint32_t)cpus : 1;
+    cfg->mode = MODE_HTTP;
+    cfg->alpn = "http/1.1";
+    cfg->handshake_timeout_ms = 10000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        char flagbuf[64];
+        /* --flag=value is accepted as well as --flag value. */
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        if (eq && (size_t)(eq - a) < sizeof(flagbuf)) {
+            memcpy(flagbuf, a, (size_t)(eq - a));
+            flagbuf[eq - a] = '\0';
+            val = eq + 1;
+            a = flagbuf;
+        }
+#define FLAG(name) (strcmp(a, name) == 0)
+#define NEED_VALUE()                                                                                                   \
+    do {                                                                                                               \
+        if (!val) {                                                                                                    \
+            if (i + 1 >= argc)                                                                                         \
+                usage_error("%s needs a value", a);                                                                    \
+            val = argv[++i];                                                                                           \
+        }                                                                                                              \
+    } while (0)
+#define NO_VALUE()                                                                                                     \
+    do {                                                                                                               \
+        if (val)                                                                                                       \
+            usage_error("%s takes no value", a);                                                                       \
+    } while (0)
+        if (FLAG("-h") || FLAG("--help")) {
+            fputs(usage_text, stdout);
+            exit(0);
+        } else if (FLAG("--address")) {
+            NEED_VALUE();
+            if (!*val)
+                usage_error("--address: empty");
+            cfg->address = val;
+        } else if (FLAG("--port")) {
+            NEED_VALUE();
+            cfg->port = (int)parse_int(a, val, 0, 65535);
+        } else if (FLAG("--isolates")) {
+            NEED_VALUE();
+            cfg->isolates = (uint32_t)parse_int(a, val, 1, 1024);
+        } else if (FLAG("--mode")) {
+            NEED_VALUE();
+            if (strcmp(val, "http") == 0)
+                cfg->mode = MODE_HTTP;
+            else if (strcmp(val, "echo") == 0)
+                cfg->mode = MODE_ECHO;
+            else
+                usage_error("--mode: '%s' is not http or echo", val);
+        } else if (FLAG("--cert")) {
+            NEED_VALUE();
+            cfg->cert = val;
+        } else if (FLAG("--key")) {
+            NEED_VALUE();
+            cfg->key = val;
+        } else if (FLAG("--key-password")) {
+            NEED_VALUE();
+            cfg->key_password = val;
+        } else if (FLAG("--write-cert")) {
+            NEED_VALUE();
+            cfg->write_cert = val;
+        } else if (FLAG("--alpn")) {
+            NEED_VALUE();
+            cfg->alpn = val;
+        } else if (FLAG("--request-client-cert")) {
+            NO_VALUE();
+            cfg->request_cert = true;
+        } else if (FLAG("--require-client-cert")) {
+            NO_VALUE();
+            cfg->require_cert = true;
+        } else if (FLAG("--client-ca")) {
+            NEED_VALUE();
+            cfg->client_ca = val;
+        } else if (FLAG("--v6only")) {
+            NO_VALUE();
+            cfg->v6only = true;
+        } else if (FLAG("--backlog")) {
+            NEED_VALUE();
+            cfg->backlog = (int)parse_int(a, val, 0, 65535);
+        } else if (FLAG("--handshake-timeout")) {
+            NEED_VALUE();
+            cfg->handshake_timeout_ms = (uint32_t)parse_int(a, val, 0, UINT32_MAX);
+        } else if (FLAG("--no-resumption")) {
+            NO_VALUE();
+            cfg->no_resumption = true;
+        } else if (FLAG("--duration")) {
+            NEED_VALUE();
+            char *end = NULL;
+            errno = 0;
+            double d = strtod(val, &end);
+            if (errno || !*val || *end || !(d > 0) || d > 1e9)
+                usage_error("--duration: '%s' is not a positive number of seconds", val);
+            cfg->duration_s = d;
+        } else if (a[0] == '-') {
+            usage_error("unknown option '%s'", argv[i]);
+        } else {
+            usage_error("unexpected argument '%s'", argv[i]);
+        }
+#undef FLAG
+#undef NEED_VALUE
+#undef NO_VALUE
+    }
+    if (cfg->request_cert && cfg->require_cert)
+        usage_error("--request-client-cert and --require-client-cert exclude each other");
+    if (cfg->cert && !cfg->key)
+        usage_error("--cert needs --key");
+    if (cfg->key && !cfg->cert)
+        usage_error("--key needs --cert");
+    if (cfg->key_password && !cfg->key)
+        usage_error("--key-password needs --key");
+}
+
+/* ALPN list "a,b,c" -> array of strings (pointing into one copy). */
+char **alpn_split(const char *list, size_t *count, char **storage)
+{
+    *count = 0;
+    *storage = NULL;
+    if (!*list)
+        return NULL;
+    char *copy = strdup(list);
+    size_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    char **v = calloc(n, sizeof(*v));
+    if (!copy || !v) {
+        fprintf(stderr, PROG ": out of memory\n");
+        exit(1);
+    }
+    size_t k = 0;
+    /* strtok would merge empty items: check them by hand. */
+    char *p = copy;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        size_t len = strlen(p);
+        if (len == 0 || len > 255)
+            usage_error("--alpn: every protocol must be 1..255 bytes ('%s')", list);
+        v[k++] = p;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *count = k;
+    *storage = copy;
+    return v;
+}

@@ -1,0 +1,150 @@
+/*
+ * tools/atoll-serve/conn.c: atoll-serve's connections, on their isolate:
+ * the per-isolate cache of 16 KiB blocks (held only while a request is read
+ * or a response written), accepting a connection into the isolate's list,
+ * closing and freeing it, input backpressure, and the connection callbacks
+ * that hand reads and writes to the HTTP or the echo driver.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "serve.h"
+
+static void *block_get(iso_state *is)
+{
+    if (is->ncache > 0)
+        return is->cache[--is->ncache];
+    return malloc(BLOCK_SIZE);
+}
+
+static void block_put(iso_state *is, void *b)
+{
+    if (!b)
+        return;
+    if (is->ncache < BLOCK_CACHE)
+        is->cache[is->ncache++] = b;
+    else
+        free(b);
+}
+
+static void sc_unlink(sconn *s)
+{
+    iso_state *is = s->is;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        is->conns = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    is->nconns--;
+}
+
+void sc_close(sconn *s)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    atoll_conn_close(s->c);
+}
+
+static void sc_on_closed(atoll_conn *c, int status, void *user)
+{
+    sconn *s = user;
+    (void)c;
+    (void)status;
+    sc_unlink(s);
+    block_put(s->is, s->buf);
+    free(s);
+}
+
+bool sc_ensure_block(sconn *s)
+{
+    if (!s->buf)
+        s->buf = block_get(s->is);
+    return s->buf != NULL;
+}
+
+void sc_release_block_if_idle(sconn *s)
+{
+    if (s->buf && s->len == 0 && !s->responding) {
+        block_put(s->is, s->buf);
+        s->buf = NULL;
+    }
+}
+
+/* Backpressure on the input side: stop the socket reads while output is
+ * blocked and the peer keeps sending (lazily, when a read event shows it). */
+void sc_pause(sconn *s)
+{
+    if (!s->paused) {
+        s->paused = true;
+        atoll_conn_pause(s->c);
+    }
+}
+
+void sc_resume(sconn *s)
+{
+    if (s->paused) {
+        s->paused = false;
+        atoll_conn_resume(s->c);
+    }
+}
+
+static void sc_on_read(atoll_conn *c, void *user)
+{
+    sconn *s = user;
+    (void)c;
+    if (g.cfg.mode == MODE_HTTP)
+        http_drive(s);
+    else
+        echo_drive(s);
+}
+
+static void sc_on_read_closed(atoll_conn *c, void *user)
+{
+    sconn *s = user;
+    s->peer_eof = true;
+    sc_on_read(c, user);
+}
+
+static const atoll_conn_callbacks conn_cb = {
+    .on_read = sc_on_read,
+    .on_write = sc_on_read, /* the same driver: flush, then read on */
+    .on_read_closed = sc_on_read_closed,
+    .on_closed = sc_on_closed,
+};
+
+void srv_on_connection(atoll_server *server, atoll_conn *c, void *user)
+{
+    (void)user;
+    iso_state *is = &g.iso[atoll_isolate_id(atoll_server_isolate(server))];
+    sconn *s = calloc(1, sizeof(*s));
+    if (!s) {
+        atoll_conn_close(c);
+        return;
+    }
+    s->c = c;
+    s->is = is;
+    s->close_after = is->draining;
+    s->next = is->conns;
+    if (is->conns)
+        is->conns->prev = s;
+    is->conns = s;
+    is->nconns++;
+    atoll_conn_set_nodelay(c, true);
+    atoll_conn_set_callbacks(c, &conn_cb, s);
+}
+
+/* Failed handshakes are counted by the server (handshake_errors); with
+ * ATOLL_SERVE_DEBUG set in the environment each one is also logged. */
+bool debug_log;
+
+void srv_on_error(atoll_server *server, const atoll_server_error *e, void *user)
+{
+    (void)user;
+    if (debug_log)
+        fprintf(stderr, PROG ": isolate %" PRIu32 ": handshake with %s port %u failed: %s: %s\n",
+                atoll_isolate_id(atoll_server_isolate(server)), e->peer.text, (unsigned)e->peer_port,
+                atoll_error_name(e->code), e->reason ? e->reason : "");
+}

@@ -1,0 +1,204 @@
+/*
+ * tools/atoll-serve/main.c: atoll-serve, the example TLS server the load
+ * scripts use: start-up, the signal loop and shutdown.
+ *
+ * One runtime, one pool isolate per CPU (or --isolates N), and one shared
+ * listener on every isolate (atoll_runtime_listen: SO_REUSEPORT, steered by
+ * the runtime). Each connection is upgraded to TLS with either the
+ * certificate given on the command line or an ephemeral self-signed ECDSA
+ * P-256 one made at start-up, and then served as minimal HTTP/1.1 (default)
+ * or echoed back.
+ *
+ * Threads: the main thread parses the command line, makes the certificate,
+ * starts the runtime and then only waits for signals (sigtimedwait on a
+ * mask blocked before the isolates start, so they inherit it). Everything
+ * that touches a connection or a server runs on its isolate; counters are
+ * read there through atoll_runtime_submit() and handed back under a mutex.
+ *
+ * Per-connection memory: a small `sconn` (list links, state, counters) and,
+ * only while a request is being read or a response written, one 16 KiB
+ * block taken from a per-isolate cache. Idle keep-alive connections hold no
+ * block.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/wc_port.h>
+
+#include <atoll/atoll.h>
+
+#include "serve.h"
+
+app g;
+
+static void die_rc(const char *what, int rc)
+{
+    fprintf(stderr, PROG ": %s: %s (%s)\n", what, atoll_strerror(rc), atoll_error_name(rc));
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv, &g.cfg);
+    debug_log = getenv("ATOLL_SERVE_DEBUG") != NULL;
+    const config *cfg = &g.cfg;
+    size_t alpn_count = 0;
+    char *alpn_storage = NULL;
+    char **alpn = alpn_split(cfg->alpn, &alpn_count, &alpn_storage);
+
+    /* Signals: blocked here, before any thread exists, so every isolate
+     * inherits the mask; the main thread takes them with sigtimedwait. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    http_pattern_init();
+
+    int exit_code = 1, rc;
+    pem_buf chain = {0};
+    atoll_security_context *ctx = NULL;
+    wolfCrypt_Init();
+    if ((rc = atoll_security_context_new(&ctx)) < 0) {
+        die_rc("security context", rc);
+        goto out_crypto;
+    }
+    if (load_material(ctx, &chain) < 0)
+        goto out_ctx;
+    if (cfg->write_cert && (rc = write_whole_file(cfg->write_cert, chain.data, chain.len)) < 0) {
+        fprintf(stderr, PROG ": --write-cert %s: %s\n", cfg->write_cert, strerror(-rc));
+        goto out_ctx;
+    }
+
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    g.n = cfg->isolates;
+    g.iso = calloc(g.n, sizeof(*g.iso));
+    if (!g.iso) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto out_state;
+    }
+    for (uint32_t i = 0; i < g.n; i++)
+        g.iso[i].id = i;
+
+    atoll_runtime_options ro;
+    atoll_runtime_options_init(&ro);
+    ro.isolates = g.n;
+    if ((rc = atoll_runtime_create(&ro, &g.rt)) < 0) {
+        die_rc("creating the runtime", rc);
+        goto out_state;
+    }
+    if ((rc = atoll_runtime_start(g.rt)) < 0) {
+        die_rc("starting the runtime", rc);
+        goto out_rt;
+    }
+
+    atoll_server_options so;
+    atoll_server_options_init(&so);
+    so.backlog = cfg->backlog;
+    so.v6_only = cfg->v6only;
+    so.request_client_certificate = cfg->request_cert || cfg->require_cert;
+    so.require_client_certificate = cfg->require_cert;
+    so.supported_protocols = (const char *const *)alpn;
+    so.supported_protocols_count = alpn_count;
+    so.handshake_timeout_ms = cfg->handshake_timeout_ms;
+    so.disable_resumption = cfg->no_resumption;
+    static const atoll_server_callbacks scb = {
+        .on_connection = srv_on_connection,
+        .on_error = srv_on_error,
+    };
+    rc = atoll_runtime_listen(g.rt, cfg->address, cfg->port, &so, ctx, &scb, NULL, &g.listener);
+    if (rc < 0) {
+        char what[320];
+        snprintf(what, sizeof(what), "listening on %s%s%s:%d", strchr(cfg->address, ':') ? "[" : "", cfg->address,
+                 strchr(cfg->address, ':') ? "]" : "", cfg->port);
+        die_rc(what, rc);
+        g.listener = NULL;
+        goto out_stop;
+    }
+    /* The listener holds its own reference to the context. */
+    atoll_security_context_release(ctx);
+    ctx = NULL;
+
+    bool v6 = strchr(cfg->address, ':') != NULL;
+    printf("listening on %s%s%s:%u isolates=%" PRIu32 "\n", v6 ? "[" : "", cfg->address, v6 ? "]" : "",
+           (unsigned)atoll_listener_port(g.listener), g.n);
+    fflush(stdout);
+
+    double deadline = cfg->duration_s > 0 ? now_s() + cfg->duration_s : 0;
+    for (;;) {
+        siginfo_t si;
+        int sig;
+        if (deadline > 0) {
+            double left = deadline - now_s();
+            if (left <= 0)
+                break;
+            struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+            sig = sigtimedwait(&sigs, &si, &ts);
+            if (sig < 0 && errno == EAGAIN)
+                break; /* --duration elapsed */
+        } else {
+            sig = sigwaitinfo(&sigs, &si);
+        }
+        if (sig < 0)
+            continue; /* EINTR */
+        if (sig == SIGUSR1) {
+            print_stats();
+            continue;
+        }
+        break; /* SIGINT, SIGTERM */
+    }
+
+    /* Shutdown: stop accepting, let responses finish, then stop. */
+    run_on_all(task_begin_drain);
+    rc = atoll_listener_close(g.listener);
+    if (rc < 0)
+        die_rc("closing the listener", rc);
+    g.listener = NULL;
+    rc = atoll_runtime_drain(g.rt, 5000);
+    if (rc < 0 && rc != ATOLL_E_TIMEDOUT)
+        die_rc("draining", rc);
+    exit_code = 0;
+out_stop:
+    atoll_runtime_stop(g.rt);
+    atoll_runtime_join(g.rt);
+    if (exit_code == 0)
+        print_stats(); /* final: every isolate has ended */
+out_rt:
+    atoll_runtime_destroy(g.rt);
+    g.rt = NULL;
+out_state:
+    if (g.iso)
+        for (uint32_t i = 0; i < g.n; i++)
+            while (g.iso[i].ncache > 0)
+                free(g.iso[i].cache[--g.iso[i].ncache]);
+    free(g.iso);
+    pthread_mutex_destroy(&g.lock);
+    pthread_cond_destroy(&g.cond);
+out_ctx:
+    atoll_security_context_release(ctx);
+out_crypto:
+    free(chain.data);
+    free(alpn);
+    free(alpn_storage);
+    wc_ecc_fp_free();
+    wolfCrypt_Cleanup();
+    return exit_code;
+}

@@ -1,0 +1,172 @@
+/*
+ * tools/atoll-serve/serve.h: what the files of atoll-serve share: the
+ * configuration from the command line, the per-isolate state and the
+ * per-connection state, the one global (`g`), and the functions each file
+ * offers the others. Private to atoll-serve.
+ */
+#ifndef ATOLL_TOOLS_SERVE_H
+#define ATOLL_TOOLS_SERVE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <atoll/atoll.h>
+
+#define PROG "atoll-serve"
+
+/* ---- command line (cli.c) ------------------------------------------------ */
+
+typedef enum { MODE_HTTP, MODE_ECHO } serve_mode;
+
+typedef struct config {
+    const char *address;
+    int port;
+    uint32_t isolates;
+    serve_mode mode;
+    const char *cert, *key, *key_password, *write_cert, *client_ca;
+    const char *alpn; /* comma-separated */
+    bool request_cert, require_cert, v6only, no_resumption;
+    int backlog;
+    uint32_t handshake_timeout_ms;
+    double duration_s; /* 0: none */
+} config;
+
+/* Parses the command line into *cfg; prints the usage and exits 0 on
+ * --help, or prints the error and the usage and exits 2 on a bad one. */
+void parse_args(int argc, char **argv, config *cfg);
+
+/* ALPN list "a,b,c" -> array of strings (pointing into one copy). */
+char **alpn_split(const char *list, size_t *count, char **storage);
+
+/* ---- files (files.c) ----------------------------------------------------- */
+
+/* Reads a whole file into *data (malloc'd, NUL-terminated past *len).
+ * 0 or a negative errno (-EFBIG past 64 MiB). */
+int read_file(const char *path, uint8_t **data, size_t *len);
+
+/* Writes a file whole, through a temporary file renamed over `path`.
+ * 0 or a negative errno. */
+int write_whole_file(const char *path, const void *data, size_t len);
+
+/* ---- certificate and key (cert.c) ---------------------------------------- */
+
+typedef struct pem_buf {
+    uint8_t *data;
+    size_t len;
+} pem_buf;
+
+/* Loads the server's material into `ctx`: --cert/--key (PEM or DER), or an
+ * ephemeral self-signed certificate, and --client-ca. *chain_out gets the
+ * chain as PEM (malloc'd) for --write-cert. 0, or -1 with the reason
+ * printed. */
+int load_material(atoll_security_context *ctx, pem_buf *chain_out);
+
+/* ---- per-isolate state and connections (conn.c) --------------------------- */
+
+#define BLOCK_SIZE  16384u /* per active connection */
+#define REQ_MAX     8192u  /* HTTP request head limit */
+#define HEAD_OFF    REQ_MAX
+#define HEAD_MAX    512u
+#define BLOCK_CACHE 256u /* free blocks kept per isolate */
+#define PATTERN_LEN 65536u
+#define BYTES_MAX   (1ull << 30)
+
+struct sconn;
+
+typedef struct iso_state {
+    uint32_t id;
+    struct sconn *conns; /* every live connection of this isolate */
+    uint32_t nconns;
+    bool draining;
+    void *cache[BLOCK_CACHE];
+    uint32_t ncache;
+} iso_state;
+
+typedef struct app {
+    config cfg;
+    atoll_runtime *rt;
+    atoll_listener *listener;
+    uint32_t n;
+    iso_state *iso;
+    /* Counters handed to the main thread. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint32_t pending; /* tasks not yet done */
+} app;
+
+/* The program's state: the configuration, the runtime and its listener,
+ * and each isolate's state (main.c). */
+extern app g;
+
+enum body_kind { BODY_NONE = 0, BODY_PATTERN = 1 };
+
+typedef struct sconn {
+    struct sconn *prev, *next;
+    atoll_conn *c;
+    iso_state *is;
+    uint8_t *buf;       /* NULL while idle */
+    uint32_t len;       /* http: request bytes buffered; echo: bytes pending output */
+    uint32_t off;       /* echo: output offset in buf */
+    uint64_t skip;      /* http: request body bytes still to discard */
+    uint64_t body_left; /* http: pattern bytes still to write */
+    uint64_t body_pos;
+    uint16_t head_off, head_len; /* http: response head (+ small body) in buf */
+    bool responding;             /* http: a response is being written */
+    bool close_after;            /* close once the output is flushed */
+    bool peer_eof, paused, closing;
+} sconn;
+
+/* Set from ATOLL_SERVE_DEBUG: log every failed handshake (conn.c). */
+extern bool debug_log;
+
+/* Closes the connection (once); its on_closed frees it. */
+void sc_close(sconn *s);
+/* Gives the connection a 16 KiB block from the isolate's cache, if it has
+ * none; false when out of memory. */
+bool sc_ensure_block(sconn *s);
+/* Returns the block to the cache when nothing is buffered or being sent. */
+void sc_release_block_if_idle(sconn *s);
+/* Backpressure on the input side: stop the socket reads while output is
+ * blocked and the peer keeps sending (lazily, when a read event shows it). */
+void sc_pause(sconn *s);
+/* Resumes the socket reads stopped by sc_pause. */
+void sc_resume(sconn *s);
+
+/* Server callbacks, on each isolate: a new connection gets an sconn and the
+ * connection callbacks; a failed handshake is logged with debug_log. */
+void srv_on_connection(atoll_server *server, atoll_conn *c, void *user);
+void srv_on_error(atoll_server *server, const atoll_server_error *e, void *user);
+
+/* ---- the two modes (echo.c, http.c) --------------------------------------- */
+
+/* Echo mode: flushes what is pending, then reads and writes back until the
+ * connection blocks or ends. */
+void echo_drive(sconn *s);
+
+/* HTTP mode: flushes the response in progress, then parses and answers the
+ * buffered requests, reading more as needed. */
+void http_drive(sconn *s);
+
+/* Fills the pattern streamed as the body of /bytes/N. Call once, before
+ * any connection. */
+void http_pattern_init(void);
+
+/* ---- host -> isolate tasks (tasks.c) -------------------------------------- */
+
+/* Runs fn on every pool isolate and waits until each ran (or was dropped). */
+void run_on_all(atoll_task_fn fn);
+
+/* Graceful start of the shutdown: new responses say "Connection: close",
+ * idle keep-alive connections are closed, busy ones close after their
+ * response. */
+void *task_begin_drain(atoll_isolate *self, void *arg);
+
+/* ---- counters (stats.c) --------------------------------------------------- */
+
+/* The per-isolate network counters of the runtime: readable from this
+ * thread at any time, exact also for connections that outlive the listener. */
+void print_stats(void);
+
+#endif /* ATOLL_TOOLS_SERVE_H */

@@ -1,0 +1,36 @@
+/*
+ * tools/atoll-serve/stats.c: the per-isolate counters line (JSON on
+ * stdout), printed on SIGUSR1 and at exit from the runtime's network
+ * counters.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve.h"
+
+/* The per-isolate network counters of the runtime: readable from this
+ * thread at any time, exact also for connections that outlive the listener. */
+void print_stats(void)
+{
+    size_t cap = 64 + (size_t)g.n * 200, off = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return;
+    off += (size_t)snprintf(out + off, cap - off, "{\"isolates\":[");
+    for (uint32_t i = 0; i < g.n; i++) {
+        atoll_isolate_stats st;
+        memset(&st, 0, sizeof(st));
+        atoll_runtime_isolate_stats(g.rt, i, &st);
+        off += (size_t)snprintf(out + off, cap - off,
+                                "%s{\"id\":%" PRIu32 ",\"accepted\":%" PRIu64 ",\"handshakes\":%" PRIu64
+                                ",\"handshake_errors\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 "}",
+                                i ? "," : "", i, st.net_accepted, st.net_handshakes, st.net_handshake_errors,
+                                st.net_bytes_in, st.net_bytes_out);
+    }
+    snprintf(out + off, cap - off, "]}\n");
+    fputs(out, stdout);
+    fflush(stdout);
+    free(out);
+}
