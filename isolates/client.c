@@ -274,10 +274,27 @@ void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe
             atoll__client_done(req, NULL, cqe->res == -ECANCELED ? ATOLL_E_TIMEDOUT : cqe->res);
         return;
     }
+    /* Connected: read the local address while it is a process descriptor,
+     * then move the socket into the isolate's direct-descriptor table. */
     atoll_net *net = req->iso->net;
-    struct atoll_conn *c = atoll__conn_alloc(req->iso, fd, net->client_stats);
-    if (!c) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    bool have_local = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0;
+    uint32_t file;
+    int ret = atoll__files_get(&net->files, &file);
+    if (ret < 0) {
         close(fd);
+        atoll__client_done(req, NULL, ret);
+        return;
+    }
+    ret = atoll__files_install(req->iso, &net->files, file, fd); /* closes fd */
+    if (ret < 0) {
+        atoll__client_done(req, NULL, ret);
+        return;
+    }
+    struct atoll_conn *c = atoll__conn_alloc(req->iso, (int)file, net->client_stats);
+    if (!c) {
+        atoll__files_remove(req->iso, &net->files, file);
         atoll__client_done(req, NULL, -ENOMEM);
         return;
     }
@@ -286,10 +303,8 @@ void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe
     atoll__obj_ref(&req->obj); /* the link's; client_done drops it */
     c->remote = req->remote;
     c->remote_port = (uint16_t)req->port;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
     memset(&c->local, 0, sizeof(c->local));
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+    if (have_local)
         atoll__sockaddr_to_address(&ss, &c->local, &c->local_port);
     if (!req->secure) {
         c->state = ATOLL_CONN_OPEN;
@@ -299,7 +314,7 @@ void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe
     }
     c->tls = true;
     c->state = ATOLL_CONN_HANDSHAKE;
-    int ret = atoll__tls_client_init(c);
+    ret = atoll__tls_client_init(c);
     if (ret < 0) {
         atoll__conn_fail(c, ret);
         return;

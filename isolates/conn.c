@@ -86,6 +86,8 @@ static void atoll_conn_sync(struct atoll_conn *c)
     atoll__conn_arm_recv(c);
     atoll__conn_kick_send(c);
     atoll__conn_progress_close(c);
+    atoll__conn_issue_shut_rd(c);
+    atoll__conn_issue_sockopt(c);
 }
 
 static void atoll_conn_issue(atoll_obj *o)
@@ -115,10 +117,10 @@ static void atoll_conn_destroy(atoll_obj *o)
     free(c->wpend);
     atoll__pool_put(&net->out_pool, c->out);
     atoll__stats_unref(c->stats);
-    /* Only teardown gets here with the descriptor open: no op is live (the
-     * last reference is gone), so nothing queued can refer to it. */
+    /* Only teardown and never-started connections get here with the slot
+     * in use: no op is live (the last reference is gone). */
     if (c->fd >= 0)
-        close(c->fd);
+        atoll__files_remove(c->iso, &net->files, (uint32_t)c->fd);
     c->iso->refs--;
     free(c);
 }
@@ -143,18 +145,15 @@ struct atoll_conn *atoll__conn_alloc(struct atoll_isolate *iso, int fd, atoll_se
     return c;
 }
 
-int atoll__conn_new(struct atoll_server *s, int fd, struct atoll_conn **out)
+int atoll__conn_new(struct atoll_server *s, int slot, const struct sockaddr_storage *peer, struct atoll_conn **out)
 {
-    struct atoll_conn *c = atoll__conn_alloc(s->iso, fd, s->stats);
+    struct atoll_conn *c = atoll__conn_alloc(s->iso, slot, s->stats);
     if (!c) {
-        close(fd);
+        atoll__files_remove(s->iso, &s->iso->net->files, (uint32_t)slot);
         s->stats->accept_errors++;
         return -ENOMEM;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-        atoll__sockaddr_to_address(&ss, &c->remote, &c->remote_port);
+    atoll__sockaddr_to_address(peer, &c->remote, &c->remote_port);
     c->server = s;
     atoll__obj_ref(&s->obj); /* until the handshake's outcome is reported */
     c->local = s->address;   /* Dart J1: the server's bind address and port */

@@ -124,8 +124,8 @@ int atoll_conn_shutdown(atoll_conn *c, atoll_shutdown_how how)
         atoll__conn_cancel_recv(c);
         atoll__conn_segs_release(c);
         c->plain_len = c->plain_off = 0;
-        if (c->fd >= 0)
-            shutdown(c->fd, SHUT_RD); /* non-blocking; tells the kernel to drop further data */
+        c->shut_rd_pending = true;
+        atoll__conn_issue_shut_rd(c);
         if (c->shut_wr)
             atoll__conn_close_start(c);
         return 0;
@@ -164,12 +164,41 @@ const atoll_address *atoll_conn_remote_address(const atoll_conn *c, uint16_t *po
     return &c->remote;
 }
 
+void atoll__conn_issue_sockopt(struct atoll_conn *c)
+{
+    if (!c->nodelay_pending || c->fd < 0)
+        return;
+    struct io_uring_sqe *sqe;
+    if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
+        atoll__obj_defer(&c->obj);
+        return;
+    }
+    atoll_prep_setsockopt(sqe, c->fd, IPPROTO_TCP, TCP_NODELAY, &c->nodelay_val, sizeof(c->nodelay_val));
+    sqe->flags |= IOSQE_FIXED_FILE;
+    atoll__op_start(c->iso, sqe, ATOLL_UD_SOCKOPT, &c->obj);
+    c->nodelay_pending = false;
+}
+
+void atoll__conn_sockopt_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
+{
+    /* A socket option that did not take is counted; the connection goes on
+     * (ECONNRESET and the like show up on its data path anyway). */
+    if (cqe->res < 0)
+        atoll_stat_add(&c->iso->stats.sockopt_errors, 1);
+}
+
 int atoll_conn_set_nodelay(atoll_conn *c, bool enabled)
 {
-    int v = enabled ? 1 : 0;
-    if (c->fd < 0)
+    if (!c)
+        return -EINVAL;
+    if (c->fd < 0 || c->state == ATOLL_CONN_CLOSING || c->state == ATOLL_CONN_DEAD)
         return ATOLL_E_CLOSED;
-    return setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) == 0 ? 0 : -errno;
+    if (!c->iso->rt->info.ring_sockopt)
+        return -EOPNOTSUPP; /* a direct descriptor has no setsockopt() before Linux 6.7 */
+    c->nodelay_val = enabled ? 1 : 0;
+    c->nodelay_pending = true;
+    atoll__conn_issue_sockopt(c);
+    return 0;
 }
 
 const char *atoll_conn_selected_protocol(const atoll_conn *c)

@@ -27,9 +27,9 @@ void atoll__conn_progress_close(struct atoll_conn *c)
         /* A hard link: the close runs even when the shutdown fails (a peer
          * that reset gives ENOTCONN), so the descriptor is never left. */
         io_uring_prep_shutdown(sqe[0], c->fd, SHUT_WR);
-        sqe[0]->flags |= IOSQE_IO_HARDLINK;
+        sqe[0]->flags |= IOSQE_IO_HARDLINK | IOSQE_FIXED_FILE;
         atoll__op_start(c->iso, sqe[0], ATOLL_UD_SHUTDOWN, &c->obj);
-        io_uring_prep_close(sqe[1], c->fd);
+        io_uring_prep_close_direct(sqe[1], (unsigned)c->fd);
         atoll__op_start(c->iso, sqe[1], ATOLL_UD_CLOSE, &c->obj);
         c->closing_started = true;
         return;
@@ -41,18 +41,38 @@ void atoll__conn_progress_close(struct atoll_conn *c)
             return;
         }
         io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
+        sqe->flags |= IOSQE_FIXED_FILE;
         atoll__op_start(c->iso, sqe, ATOLL_UD_SHUTDOWN, &c->obj);
         c->fin_sent = true;
     }
 }
 
+void atoll__conn_issue_shut_rd(struct atoll_conn *c)
+{
+    if (!c->shut_rd_pending || c->fd < 0)
+        return;
+    struct io_uring_sqe *sqe;
+    if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
+        atoll__obj_defer(&c->obj);
+        return;
+    }
+    /* Tells the kernel the application reads no more. Its CQE is a
+     * SHUTDOWN like the FIN's; a failure (peer gone) changes nothing. */
+    io_uring_prep_shutdown(sqe, c->fd, SHUT_RD);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    atoll__op_start(c->iso, sqe, ATOLL_UD_SHUTDOWN, &c->obj);
+    c->shut_rd_pending = false;
+}
+
 void atoll__conn_close_cqe(struct atoll_conn *c, enum atoll_ud_kind kind, const struct io_uring_cqe *cqe)
 {
     if (kind == ATOLL_UD_CLOSE) {
-        /* Cancelled before it ran (teardown): the descriptor is still ours
-         * and destroy closes it once no op is live. */
-        if (cqe->res != -ECANCELED)
+        /* Cancelled before it ran (teardown): the slot still holds the
+         * socket and destroy empties it once no op is live. */
+        if (cqe->res != -ECANCELED) {
+            atoll__files_put(&c->iso->net->files, (uint32_t)c->fd);
             c->fd = -1;
+        }
         if (c->state != ATOLL_CONN_DEAD) {
             c->state = ATOLL_CONN_DEAD;
             atoll__conn_schedule(c); /* on_closed comes from dispatch */

@@ -91,7 +91,7 @@ void atoll__conn_arm_recv(struct atoll_conn *c)
         return;
     }
     io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->flags |= IOSQE_BUFFER_SELECT | IOSQE_FIXED_FILE;
     sqe->buf_group = c->iso->net->bufs.bgid;
     atoll__op_start(c->iso, sqe, ATOLL_UD_RECV, &c->obj);
     c->recv_armed = true;

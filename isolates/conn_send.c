@@ -46,6 +46,7 @@ void atoll__conn_kick_send(struct atoll_conn *c)
     }
     c->send_len = c->out_len - c->out_sent;
     io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->send_len, MSG_NOSIGNAL);
+    sqe->flags |= IOSQE_FIXED_FILE;
     atoll__op_start(c->iso, sqe, ATOLL_UD_SEND, &c->obj);
     c->send_inflight = true;
 }

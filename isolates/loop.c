@@ -59,6 +59,7 @@ static void atoll_cqe_dispatch(struct atoll_isolate *iso, const struct io_uring_
     case ATOLL_UD_CLOSE:
     case ATOLL_UD_CANCEL:
     case ATOLL_UD_CONNECT:
+    case ATOLL_UD_SOCKOPT:
         if (iso->net)
             atoll__net_cqe(iso, cqe);
         break;
@@ -200,5 +201,6 @@ int atoll__loop_run(struct atoll_isolate *iso)
     atoll__timers_teardown(iso);
     atoll__ops_free_dead(iso);
     atoll__tls_thread_exit();
+    io_uring_unregister_ring_fd(&iso->ring); /* registered by this thread */
     return iso->exiting ? iso->exit_status : 0;
 }

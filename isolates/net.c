@@ -57,15 +57,18 @@ int atoll__net_get(struct atoll_isolate *iso, atoll_net **out)
         atoll_net *net = calloc(1, sizeof(*net));
         if (!net)
             return -ENOMEM;
-        int ret = atoll_bufring_init(iso, &net->bufs);
-        net->client_stats = ret == 0 ? atoll__stats_new() : NULL;
-        if (ret == 0 && !net->client_stats)
-            ret = -ENOMEM;
-        if (ret < 0) {
-            if (net->bufs.ready) {
-                free(net->bufs.base);
-                munmap(net->bufs.br, net->bufs.ring_bytes);
+        net->client_stats = atoll__stats_new();
+        int ret = net->client_stats ? atoll__files_init(iso, &net->files, iso->rt->opts.conns_per_isolate) : -ENOMEM;
+        if (ret == 0) {
+            ret = atoll_bufring_init(iso, &net->bufs);
+            if (ret < 0) {
+                io_uring_unregister_files(&iso->ring);
+                atoll__files_free(&net->files);
             }
+        }
+        if (ret < 0) {
+            if (net->client_stats)
+                atoll__stats_unref(net->client_stats);
             free(net);
             return ret;
         }
@@ -114,7 +117,7 @@ void atoll__bufring_recycle(struct atoll_isolate *iso, uint16_t bid)
 void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
-    void *obj = (void *)(uintptr_t)atoll_ud_payload(ud);
+    void *obj = atoll_ud_ptr(ud);
     enum atoll_ud_kind kind = atoll_ud_kind(ud);
     (void)iso;
     switch (kind) {
@@ -133,6 +136,9 @@ void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
         break;
     case ATOLL_UD_CONNECT:
         atoll__connect_cqe(obj, cqe);
+        break;
+    case ATOLL_UD_SOCKOPT:
+        atoll__conn_sockopt_cqe(obj, cqe);
         break;
     default:
         break; /* CANCEL: the cancelled op reports on its own CQE */
@@ -180,9 +186,15 @@ void atoll__net_turn(struct atoll_isolate *iso)
         return;
     /* Objects are freed only in the free phase, so walking the list while
      * callbacks close servers is safe. */
-    for (struct atoll_server *s = net->servers; s; s = s->next)
+    bool slots_back = net->files.starved && net->files.nfree;
+    if (slots_back)
+        net->files.starved = false; /* below the cap again: accept again */
+    for (struct atoll_server *s = net->servers; s; s = s->next) {
         if (s->npend)
             atoll__server_run_pending(s);
+        if (slots_back)
+            atoll__server_rearm(s);
+    }
     if (net->hs_head)
         atoll_net_run_handshakes(iso);
     /* Events are dispatched after the I/O of the turn, as Dart emits them

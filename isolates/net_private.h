@@ -11,6 +11,7 @@
 #include <wolfssl/ssl.h>
 
 #include "atoll/server.h"
+#include "isolates/fixed_files.h"
 #include "isolates/isolate_private.h"
 #include "isolates/op.h"
 #include "isolates/user_data.h"
@@ -54,6 +55,7 @@ typedef struct atoll_buf_pool {
 
 typedef struct atoll_net {
     atoll_bufring bufs;
+    atoll_fixed_files files; /* direct descriptors of every connection */
     atoll_buf_pool plain_pool, out_pool;
     struct atoll_server *servers;  /* all servers of the isolate */
     struct atoll_conn *conns;      /* all connections */
@@ -68,6 +70,25 @@ typedef struct atoll_net {
     struct atoll_connect_req *reqs;       /* connects in progress */
 } atoll_net;
 
+/* Accepts a server keeps in flight, each into a direct descriptor chosen up
+ * front and with room for the peer's address (a multishot accept cannot
+ * return addresses, and a direct descriptor has no getpeername()). Also the
+ * most connections one server accepts per turn. */
+#define ATOLL_SERVER_ACCEPTS 32
+
+typedef struct atoll_accept_slot {
+    struct sockaddr_in6 addr; /* large enough for either family; the kernel writes it */
+    socklen_t addr_len;
+    uint32_t file; /* the direct descriptor slot it accepts into */
+    bool armed;
+} atoll_accept_slot;
+
+/* An accepted connection waiting for the next turn's budget. */
+typedef struct atoll_pending_conn {
+    uint32_t file;
+    struct sockaddr_storage addr;
+} atoll_pending_conn;
+
 typedef enum atoll_server_state {
     ATOLL_SRV_RESOLVING = 0,
     ATOLL_SRV_BOUND,
@@ -81,8 +102,9 @@ struct atoll_server {
     struct atoll_isolate *iso;
     atoll_server_state state;
     bool paused;
-    bool accept_armed;
+    uint32_t accepts_armed; /* accept ops in flight */
     bool accept_cancel_wanted, accept_cancel_sent;
+    atoll_accept_slot acc[ATOLL_SERVER_ACCEPTS];
     bool owner_dropped; /* closed or failed: the owner's reference is gone */
     bool lookup_pending;
     bool retired;  /* steered away, draining */
@@ -107,7 +129,7 @@ struct atoll_server {
     uint64_t accepted_at_linger;
     uint32_t accepted_this_turn;
     uint64_t accept_turn; /* loop turn accepted_this_turn counts for */
-    int *pend_fds;        /* accepted beyond the turn's budget */
+    atoll_pending_conn *pend; /* accepted beyond the turn's budget */
     uint32_t npend, pend_cap;
     uint64_t turn_seen;
     uint32_t handshakes_this_turn;
@@ -136,7 +158,8 @@ struct atoll_conn {
     struct atoll_server *server;      /* server side, until delivered */
     struct atoll_connect_req *client; /* client side, until delivered */
     atoll_server_stats *stats;        /* the server's counters (refcounted block) */
-    int fd;                           /* closed by the ring's CLOSE op, or at destroy */
+    int fd;                           /* direct descriptor: slot in the isolate's fixed-file
+                                         table, emptied by close_direct or at destroy; -1 after */
     atoll_conn_state state;
     bool delivered;
     bool tls;
@@ -147,7 +170,9 @@ struct atoll_conn {
 
     atoll_conn_seg *segs; /* ring of received segments, grows if needed */
     uint32_t seg_head, seg_count, seg_cap;
-    bool recv_armed, recv_cancel_sent, recv_eof, paused, shut_rd;
+    bool recv_armed, recv_cancel_sent, recv_eof, paused, shut_rd, shut_rd_pending;
+    bool nodelay_pending;
+    int nodelay_val; /* read by the kernel when the SQE is issued */
     bool read_closed_reported, closed_reported;
 
     uint8_t *plain;
@@ -206,13 +231,18 @@ void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe 
  * drops the reference the connection held on the server. */
 void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int status, const char *reason);
 void atoll__server_teardown(struct atoll_server *s);
+/* Arms the server's accepts if it wants them (after a connection-cap pause
+ * or a deferral). */
+void atoll__server_rearm(struct atoll_server *s);
 /* Starts connections accepted beyond last turn's budget. */
 void atoll__server_run_pending(struct atoll_server *s);
 
 /* conn.c */
 void atoll__sockaddr_to_address(const struct sockaddr_storage *ss, atoll_address *a, uint16_t *port);
 struct atoll_conn *atoll__conn_alloc(struct atoll_isolate *iso, int fd, atoll_server_stats *stats);
-int atoll__conn_new(struct atoll_server *s, int fd, struct atoll_conn **out);
+/* A connection on direct descriptor `slot`, accepted by `s` from `peer`;
+ * on failure the slot is emptied and returned. */
+int atoll__conn_new(struct atoll_server *s, int slot, const struct sockaddr_storage *peer, struct atoll_conn **out);
 /* Queues the connection for dispatch (holds a ref while queued). */
 void atoll__conn_schedule(struct atoll_conn *c);
 /* Queues a handshake step under the per-turn budget (holds a ref). */
@@ -239,10 +269,16 @@ void atoll__conn_kick_send(struct atoll_conn *c);
 size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len);
 size_t atoll__conn_out_pending(const struct atoll_conn *c);
 
+/* conn_api.c: issues a pending TCP_NODELAY change through the ring. */
+void atoll__conn_issue_sockopt(struct atoll_conn *c);
+void atoll__conn_sockopt_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe);
+
 /* conn_close.c */
 void atoll__conn_close_cqe(struct atoll_conn *c, enum atoll_ud_kind kind, const struct io_uring_cqe *cqe);
 void atoll__conn_close_start(struct atoll_conn *c);
 void atoll__conn_progress_close(struct atoll_conn *c);
+/* Issues a pending receive shutdown (SHUT_RD through the ring). */
+void atoll__conn_issue_shut_rd(struct atoll_conn *c);
 void atoll__conn_fail(struct atoll_conn *c, int status);
 void atoll__conn_fail_reason(struct atoll_conn *c, int status, const char *reason);
 

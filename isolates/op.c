@@ -80,12 +80,18 @@ int atoll__op_reserve(struct atoll_isolate *iso, struct io_uring_sqe **sqes, uns
     return 0;
 }
 
-void atoll__op_start(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind, atoll_obj *o)
+void atoll__op_start_tagged(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind,
+                            atoll_obj *o, uint8_t tag)
 {
-    io_uring_sqe_set_data64(sqe, atoll_ud_make(kind, (uintptr_t)o));
+    io_uring_sqe_set_data64(sqe, atoll_ud_make_tagged(kind, (uintptr_t)o, tag));
     iso->ops.live++;
     if (o)
         atoll__obj_ref(o);
+}
+
+void atoll__op_start(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind, atoll_obj *o)
+{
+    atoll__op_start_tagged(iso, sqe, kind, o, 0);
 }
 
 bool atoll__op_kind_counted(enum atoll_ud_kind kind)
@@ -99,6 +105,7 @@ bool atoll__op_kind_counted(enum atoll_ud_kind kind)
     case ATOLL_UD_CLOSE:
     case ATOLL_UD_CANCEL:
     case ATOLL_UD_CONNECT:
+    case ATOLL_UD_SOCKOPT:
         return true;
     default:
         return false; /* WAKE lands from another ring; WAKE_SENT posts only on failure */
@@ -109,8 +116,7 @@ void atoll__op_cqe_done(struct atoll_isolate *iso, const struct io_uring_cqe *cq
 {
     if (cqe->flags & IORING_CQE_F_MORE)
         return;
-    uint64_t ud = io_uring_cqe_get_data64(cqe);
-    atoll_obj *o = (atoll_obj *)(uintptr_t)atoll_ud_payload(ud);
+    atoll_obj *o = atoll_ud_ptr(io_uring_cqe_get_data64(cqe));
     iso->ops.live--;
     if (o)
         atoll__obj_unref(o);

@@ -83,6 +83,9 @@ int atoll__op_reserve(struct atoll_isolate *iso, struct io_uring_sqe **sqes, uns
 /* Tags a reserved, prepared SQE as an op of `kind` on `o` (NULL for an op
  * without object, e.g. a cancel): counts it live and takes a ref on `o`. */
 void atoll__op_start(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind, atoll_obj *o);
+/* The same, for one of an object's parallel ops, told apart by `tag`. */
+void atoll__op_start_tagged(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind,
+                            atoll_obj *o, uint8_t tag);
 
 /* The loop saw a CQE of a counted kind: after its handler ran, a final CQE
  * ends the op (uncounts it, drops its ref on the object). */

@@ -28,6 +28,11 @@ int atoll__ring_setup(struct atoll_isolate *iso)
         return atoll__uring_setup_error(-ret);
     iso->ring_ready = true;
     iso->ring_fd = iso->ring.ring_fd;
+    /* Registered ring fd: io_uring_enter skips the fd lookup each turn.
+     * Per thread: the isolate unregisters it before its thread ends. */
+    ret = io_uring_register_ring_fd(&iso->ring);
+    if (ret < 0)
+        return ret;
 
     iso->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (iso->event_fd < 0)
@@ -50,6 +55,7 @@ void atoll__ring_release(struct atoll_isolate *iso)
             free(net->bufs.base);
             munmap(net->bufs.br, net->bufs.ring_bytes);
         }
+        atoll__files_free(&net->files);
         free(net);
         iso->net = iso->net_keep = NULL;
     }

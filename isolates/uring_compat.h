@@ -7,6 +7,8 @@
 #define ATOLL_ISOLATES_URING_COMPAT_H
 
 #include <liburing.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Kernel 6.1 names; liburing 2.3's headers may predate them. */
 #ifndef IORING_SETUP_SINGLE_ISSUER
@@ -33,6 +35,25 @@
 #ifndef IORING_SQ_CQ_OVERFLOW
 #define IORING_SQ_CQ_OVERFLOW (1U << 1)
 #endif
+
+/* IORING_OP_URING_CMD on a socket (Linux 6.7), which liburing 2.3 lacks. */
+#define ATOLL_SOCKET_URING_OP_SETSOCKOPT 3
+
+/* Prepares a setsockopt through the ring. The kernel reads *optval when the
+ * SQE is issued (at submit), so it must live until then. */
+static inline void atoll_prep_setsockopt(struct io_uring_sqe *sqe, int fd, int level, int optname, const void *optval,
+                                         int optlen)
+{
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = ATOLL_SOCKET_URING_OP_SETSOCKOPT;
+    /* The kernel's view of `addr` here is struct { u32 level, optname; }. */
+    struct {
+        uint32_t level, optname;
+    } lo = {(uint32_t)level, (uint32_t)optname};
+    memcpy(&sqe->addr, &lo, sizeof(lo));
+    sqe->file_index = (uint32_t)optlen; /* `optlen` shares this word */
+    sqe->addr3 = (uint64_t)(uintptr_t)optval; /* `optval` */
+}
 
 /* Reads the SQ ring flags the kernel shares with us (CQ overflow, taskrun). */
 static inline unsigned atoll_uring_sq_flags(const struct io_uring *ring)

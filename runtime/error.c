@@ -51,6 +51,8 @@ static const atoll_error_entry atoll_errors[] = {
     {ATOLL_E_CERTIFICATE, "ATOLL_E_CERTIFICATE", "the peer certificate is missing or failed verification"},
     {ATOLL_E_CLOSED, "ATOLL_E_CLOSED", "reading from or writing to a closed socket"},
     {ATOLL_E_ALPN, "ATOLL_E_ALPN", "no application protocol in common (ALPN, strict mode)"},
+    {ATOLL_E_CONN_CAP, "ATOLL_E_CONN_CAP",
+     "the isolate's connection cap is reached (raise conns_per_isolate and RLIMIT_NOFILE)"},
 };
 
 static const atoll_error_entry *atoll_error_find(int code)

@@ -56,6 +56,9 @@ static void atoll_probe_kernel(atoll_runtime_info *info)
         if (sscanf(u.release, "%u.%u", &info->kernel_major, &info->kernel_minor) != 2)
             info->kernel_major = info->kernel_minor = 0;
     }
+    /* Socket options through the ring (IORING_OP_URING_CMD with
+     * SOCKET_URING_OP_SETSOCKOPT) came with Linux 6.7; no probe opcode tells. */
+    info->ring_sockopt = info->kernel_major > 6 || (info->kernel_major == 6 && info->kernel_minor >= 7);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     info->online_cpus = n > 0 ? (uint32_t)n : 1;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "isolates/isolate_private.h"
@@ -24,6 +25,7 @@ void atoll_runtime_options_init(atoll_runtime_options *opts)
     opts->task_capacity = 65536;
     opts->recv_buffers = 512;
     opts->recv_buffers_per_conn = 2;
+    opts->conns_per_isolate = 16384;
     opts->recv_buffer_size = 16384;
     opts->ticket_rotation_s = 3600;
 }
@@ -51,6 +53,7 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
         opts.port_capacity == 0 || opts.port_capacity > (1u << 30) || opts.task_capacity == 0 ||
         opts.recv_buffers < 8 || opts.recv_buffers > 32768 || (opts.recv_buffers & (opts.recv_buffers - 1)) ||
         opts.recv_buffers_per_conn == 0 || opts.recv_buffers_per_conn > opts.recv_buffers ||
+        opts.conns_per_isolate == 0 || opts.conns_per_isolate > (1u << 20) ||
         opts.recv_buffer_size < 1024 || opts.recv_buffer_size > (1u << 20) || opts.ticket_rotation_s == 0)
         return -EINVAL;
 
@@ -66,9 +69,17 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
     atoll_runtime *rt = calloc(1, sizeof(*rt));
     if (!rt)
         return -ENOMEM;
+    /* The kernel refuses a direct-descriptor table larger than the
+     * RLIMIT_NOFILE soft limit (and liburing would then raise the limit,
+     * process-wide, behind the host's back): the cap follows the limit. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        nofile.rlim_cur < opts.conns_per_isolate)
+        opts.conns_per_isolate = nofile.rlim_cur > 0 ? (uint32_t)nofile.rlim_cur : 1;
     rt->opts = opts;
     rt->info = info;
     rt->info.isolates = opts.isolates;
+    rt->info.conns_per_isolate = opts.conns_per_isolate;
     rt->isolates = calloc(opts.max_isolates, sizeof(*rt->isolates));
     rt->ports = calloc(opts.max_ports, sizeof(*rt->ports));
     if (!rt->isolates || !rt->ports) {
@@ -274,6 +285,7 @@ int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_st
     ATOLL_READ_STAT(sq_deferred);
     ATOLL_READ_STAT(submit_errors);
     ATOLL_READ_STAT(cqe_errors);
+    ATOLL_READ_STAT(sockopt_errors);
 #undef ATOLL_READ_STAT
     return 0;
 }

@@ -34,6 +34,7 @@ static const struct {
     {ATOLL_E_CERTIFICATE, "ATOLL_E_CERTIFICATE"},
     {ATOLL_E_CLOSED, "ATOLL_E_CLOSED"},
     {ATOLL_E_ALPN, "ATOLL_E_ALPN"},
+    {ATOLL_E_CONN_CAP, "ATOLL_E_CONN_CAP"},
 };
 #define N_ATOLL_CODES (sizeof atoll_codes / sizeof atoll_codes[0])
 

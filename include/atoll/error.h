@@ -74,6 +74,10 @@ enum atoll_error {
     /** Strict ALPN: the client's protocols and the server's do not overlap
      *  (RFC 7301 no_application_protocol alert). */
     ATOLL_E_ALPN = -4023,
+    /** The isolate holds as many connections as its cap
+     *  (atoll_runtime_options.conns_per_isolate): accepting pauses until one
+     *  closes; a connect fails with this code. */
+    ATOLL_E_CONN_CAP = -4024,
 };
 
 /**

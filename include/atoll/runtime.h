@@ -96,6 +96,14 @@ typedef struct atoll_runtime_options {
      *  flow control pushes back on the peer, so the isolate's other
      *  connections keep flowing. Default: 2. */
     uint32_t recv_buffers_per_conn;
+    /** Most connections (accepted and connected, handshaking included) one
+     *  isolate holds at once, 1..1048576: the size of its ring's table of
+     *  direct descriptors. Capped at the process's RLIMIT_NOFILE soft limit
+     *  when the runtime is created (the kernel refuses a larger table;
+     *  atoll_runtime_info.conns_per_isolate tells the value in force). At
+     *  the cap an isolate stops accepting until a connection closes, and
+     *  atoll_connect reports ATOLL_E_CONN_CAP. Default: 16384. */
+    uint32_t conns_per_isolate;
     /** Session-ticket key rotation period in seconds (tickets of the
      *  current and previous period are accepted). Default: 3600. */
     uint32_t ticket_rotation_s;
@@ -144,6 +152,13 @@ typedef struct atoll_runtime_info {
     /** TLS cipher preference chosen for the crypto present: "AES-GCM first
      *  (AES-NI)" or "ChaCha20-Poly1305 first (no AES-NI)". */
     const char *tls_cipher_preference;
+    /** The per-isolate connection cap in force (conns_per_isolate after the
+     *  RLIMIT_NOFILE cap). */
+    uint32_t conns_per_isolate;
+    /** The kernel takes socket options through the ring (Linux 6.7:
+     *  SOCKET_URING_OP_SETSOCKOPT); without it atoll_conn_set_nodelay()
+     *  returns -EOPNOTSUPP. */
+    bool ring_sockopt;
     /** CPUs online, and pool isolates configured. */
     uint32_t online_cpus, isolates;
 } atoll_runtime_info;
@@ -174,6 +189,7 @@ typedef struct atoll_isolate_stats {
                                         EINTR/EBUSY/EAGAIN, which are retried) */
     uint64_t cqe_errors;           /**< completions of an unknown kind, and teardowns
                                         that timed out waiting for cancelled ops */
+    uint64_t sockopt_errors;       /**< socket options set through the ring that failed */
 } atoll_isolate_stats;
 
 /**
