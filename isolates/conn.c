@@ -113,7 +113,6 @@ static void atoll_conn_destroy(atoll_obj *o)
         wolfSSL_free(c->ssl);
     atoll__certificate_free(c->peer_cert);
     free(c->alpn);
-    atoll__pool_put(&net->plain_pool, c->plain);
     free(c->wpend);
     atoll__pool_put(&net->out_pool, c->out);
     atoll__stats_unref(c->stats);

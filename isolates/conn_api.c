@@ -25,7 +25,7 @@ size_t atoll_conn_available(const atoll_conn *c)
 {
     if (c->state != ATOLL_CONN_OPEN)
         return 0;
-    return c->tls ? c->plain_len : atoll__conn_seg_bytes(c);
+    return c->tls ? atoll__tls_available(c) : atoll__conn_seg_bytes(c);
 }
 
 ssize_t atoll_conn_read(atoll_conn *c, void *buf, size_t len)
@@ -40,14 +40,10 @@ ssize_t atoll_conn_read(atoll_conn *c, void *buf, size_t len)
     }
     size_t n;
     if (c->tls) {
-        n = len < c->plain_len ? len : c->plain_len;
-        memcpy(buf, c->plain + c->plain_off, n);
-        c->plain_off += (uint32_t)n;
-        c->plain_len -= (uint32_t)n;
-        if (c->plain_len == 0) {
-            c->plain_off = 0;
-            atoll__conn_schedule(c); /* dispatch decrypts what is waiting */
-        }
+        ssize_t r = atoll__tls_read(c, buf, len); /* decrypted straight into buf */
+        if (r < 0)
+            return r;
+        n = (size_t)r;
     } else {
         n = atoll__conn_seg_take(c, buf, len); /* schedules a re-arm itself */
     }
@@ -123,7 +119,6 @@ int atoll_conn_shutdown(atoll_conn *c, atoll_shutdown_how how)
         c->shut_rd = true;
         atoll__conn_cancel_recv(c);
         atoll__conn_segs_release(c);
-        c->plain_len = c->plain_off = 0;
         c->shut_rd_pending = true;
         atoll__conn_issue_shut_rd(c);
         if (c->shut_wr)

@@ -218,58 +218,61 @@ void atoll__tls_handshake_step(struct atoll_conn *c)
     }
     /* Application data may have come with the client's Finished. */
     atoll__tls_pump_input(c);
-    if (c->plain_len || c->recv_eof)
+    if (atoll__tls_available(c) || c->recv_eof)
         atoll__conn_schedule(c);
 }
 
-/* An idle connection holds no plaintext buffer. */
-static void atoll_tls_plain_release_idle(struct atoll_conn *c)
+size_t atoll__tls_available(const struct atoll_conn *c)
 {
-    if (c->plain && c->plain_len == 0) {
-        atoll__pool_put(&c->iso->net->plain_pool, c->plain);
-        c->plain = NULL;
-        c->plain_off = 0;
-    }
+    if (c->state != ATOLL_CONN_OPEN || c->shut_rd)
+        return 0;
+    int n = wolfSSL_pending(c->ssl);
+    return n > 0 ? (size_t)n : 0;
 }
 
+/*
+ * TLS as a buffer transform, input side. No plaintext buffer of ours: the
+ * next record is decrypted in place inside wolfSSL's input buffer (peek),
+ * which is what makes on_read due, and atoll_conn_read copies it straight
+ * into the caller's buffer. Per record: ring buffer -> wolfSSL input (one
+ * copy, the I/O callback), decrypt in place, -> caller (one copy).
+ */
 void atoll__tls_pump_input(struct atoll_conn *c)
 {
-    if (c->state != ATOLL_CONN_OPEN || c->shut_rd || c->tls_eof ||
-        (c->seg_count == 0 && !wolfSSL_pending(c->ssl) && !c->recv_eof)) {
-        atoll_tls_plain_release_idle(c);
+    if (c->state != ATOLL_CONN_OPEN || c->shut_rd || c->tls_eof || wolfSSL_pending(c->ssl) > 0 ||
+        (c->seg_count == 0 && !c->recv_eof))
         return;
-    }
-    if (c->plain && c->plain_len == ATOLL_CONN_PLAIN_CAP)
-        return; /* full: the application reads first */
-    if (!c->plain) {
-        c->plain = atoll__pool_get(&c->iso->net->plain_pool, ATOLL_CONN_PLAIN_CAP);
-        if (!c->plain)
-            return;
-        c->plain_off = c->plain_len = 0;
-    }
-    if (c->plain_off) {
-        memmove(c->plain, c->plain + c->plain_off, c->plain_len);
-        c->plain_off = 0;
-    }
-    while (c->plain_len < ATOLL_CONN_PLAIN_CAP) {
-        int r = wolfSSL_read(c->ssl, c->plain + c->plain_len, (int)(ATOLL_CONN_PLAIN_CAP - c->plain_len));
-        if (r > 0) {
-            c->plain_len += (uint32_t)r;
-            continue;
-        }
+    uint8_t probe;
+    int r = wolfSSL_peek(c->ssl, &probe, 1);
+    if (r <= 0) {
         int err = wolfSSL_get_error(c->ssl, r);
-        if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE)
-            break;
         if (err == WOLFSSL_ERROR_ZERO_RETURN || err == SOCKET_PEER_CLOSED_E) {
             c->tls_eof = true; /* close_notify (or EOF): the read side is done */
-            break;
+        } else if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) {
+            atoll__conn_kick_send(c);
+            atoll__conn_fail(c, -EPROTO);
+            return;
         }
-        atoll__conn_kick_send(c);
-        atoll__conn_fail(c, -EPROTO);
-        return;
     }
-    atoll_tls_plain_release_idle(c);
-    atoll__conn_kick_send(c);
+    atoll__conn_kick_send(c); /* a post-handshake message may have answered */
+}
+
+ssize_t atoll__tls_read(struct atoll_conn *c, void *buf, size_t len)
+{
+    size_t avail = atoll__tls_available(c);
+    size_t n = len < avail ? len : avail;
+    if (n == 0)
+        return 0;
+    /* Served from the record decrypted by the last peek: no new input is
+     * read, no callback of ours runs. */
+    int r = wolfSSL_read(c->ssl, buf, (int)n);
+    if (r <= 0) {
+        atoll__conn_fail(c, -EPROTO);
+        return ATOLL_E_CLOSED;
+    }
+    if (!wolfSSL_pending(c->ssl))
+        atoll__conn_schedule(c); /* its dispatch decrypts the next record */
+    return r;
 }
 
 ssize_t atoll__tls_write(struct atoll_conn *c, const void *buf, size_t len)

@@ -264,7 +264,6 @@ void atoll__net_teardown(struct atoll_isolate *iso)
         atoll_security_context_release(net->tls_ctxs[i].sctx);
     }
     free(net->tls_ctxs);
-    atoll_pool_drain(&net->plain_pool);
     atoll_pool_drain(&net->out_pool);
     /* The buffer ring memory stays mapped until the ring is closed (join):
      * the kernel owns its registration. */

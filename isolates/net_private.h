@@ -17,8 +17,6 @@
 #include "isolates/user_data.h"
 #include "runtime/listen.h"
 
-/* Plaintext buffered for the application (decrypted, TLS only). */
-#define ATOLL_CONN_PLAIN_CAP 16384u
 /* Output accepted from the application until writes go short. */
 #define ATOLL_CONN_OUT_HIGH 65536u
 /* Output buffer capacity: high water plus room for a TLS flight/records. */
@@ -56,7 +54,7 @@ typedef struct atoll_buf_pool {
 typedef struct atoll_net {
     atoll_bufring bufs;
     atoll_fixed_files files; /* direct descriptors of every connection */
-    atoll_buf_pool plain_pool, out_pool;
+    atoll_buf_pool out_pool;
     struct atoll_server *servers;  /* all servers of the isolate */
     struct atoll_conn *conns;      /* all connections */
     struct atoll_conn *ready_head; /* connections with events to dispatch */
@@ -175,8 +173,6 @@ struct atoll_conn {
     int nodelay_val; /* read by the kernel when the SQE is issued */
     bool read_closed_reported, closed_reported;
 
-    uint8_t *plain;
-    uint32_t plain_off, plain_len;
     bool tls_eof; /* close_notify received */
 
     uint8_t *wpend; /* TLS plaintext to retry after WANT_WRITE */
@@ -293,7 +289,13 @@ void atoll__client_teardown(atoll_net *net);
 /* conn_tls.c */
 int atoll__tls_conn_init(struct atoll_conn *c, WOLFSSL_CTX *ctx);
 void atoll__tls_handshake_step(struct atoll_conn *c);
+/* Decrypts the next record inside wolfSSL (peek) so that its plaintext is
+ * available, or notes close_notify; no-op while plaintext is pending. */
 void atoll__tls_pump_input(struct atoll_conn *c);
+/* Plaintext ready to read: what the last decrypted record has left. */
+size_t atoll__tls_available(const struct atoll_conn *c);
+/* Copies up to len bytes of pending plaintext into buf. */
+ssize_t atoll__tls_read(struct atoll_conn *c, void *buf, size_t len);
 ssize_t atoll__tls_write(struct atoll_conn *c, const void *buf, size_t len);
 void atoll__tls_flush_pending(struct atoll_conn *c);
 void atoll__tls_shutdown_send(struct atoll_conn *c);
