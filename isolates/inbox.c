@@ -8,7 +8,6 @@
 #include "isolates/isolate_private.h"
 #include "runtime/task.h"
 
-void atoll__task_finish(struct atoll_task *t, int status, void *result); /* runtime/submit.c */
 
 /* Most inbox items handled per turn; the rest wait for the next turn. */
 #define ATOLL_INBOX_TURN_BUDGET 4096u

@@ -117,6 +117,9 @@ void atoll__timers_run(struct atoll_isolate *iso);
 void atoll__timers_teardown(struct atoll_isolate *iso);
 
 /* receive_port.c */
+/* The queue and the owning isolate of an open port (senders, under its gate). */
+atoll_message_queue *atoll__port_queue(struct atoll_receive_port *port);
+struct atoll_isolate *atoll__port_isolate(struct atoll_receive_port *port);
 void atoll__ports_deliver(struct atoll_isolate *iso);
 bool atoll__ports_reclaim(struct atoll_isolate *iso); /* true: all reclaimed */
 void atoll__ports_teardown(struct atoll_isolate *iso);

@@ -163,13 +163,11 @@ void atoll__ports_teardown(struct atoll_isolate *iso)
     iso->ports_cap = 0;
 }
 
-atoll_message_queue *atoll__port_queue(struct atoll_receive_port *port);
 atoll_message_queue *atoll__port_queue(struct atoll_receive_port *port)
 {
     return &port->queue;
 }
 
-struct atoll_isolate *atoll__port_isolate(struct atoll_receive_port *port);
 struct atoll_isolate *atoll__port_isolate(struct atoll_receive_port *port)
 {
     return port->iso;

@@ -14,7 +14,6 @@
 #include "isolates/op.h"
 #include "isolates/user_data.h"
 
-int atoll__uring_setup_error(int err); /* runtime/probe.c */
 
 int atoll__ring_setup(struct atoll_isolate *iso)
 {

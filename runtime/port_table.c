@@ -41,8 +41,6 @@ void atoll__port_slot_free(atoll_runtime *rt, uint32_t slot)
 }
 
 /* receive_port.c exposes these two through its private struct layout. */
-atoll_message_queue *atoll__port_queue(struct atoll_receive_port *port);
-struct atoll_isolate *atoll__port_isolate(struct atoll_receive_port *port);
 
 int atoll_port_send(atoll_runtime *rt, atoll_send_port to, const atoll_message *msg)
 {

@@ -33,7 +33,6 @@ void atoll__test_probe_inject(int setup_errno, const char *missing_feature)
 
 /* Maps io_uring_setup()'s errno to atoll's codes (shared with ring.c's
  * per-isolate setup through atoll__uring_setup_error()). */
-int atoll__uring_setup_error(int err);
 int atoll__uring_setup_error(int err)
 {
     switch (err) {

@@ -65,6 +65,8 @@ void atoll__set_current(struct atoll_isolate *iso);
 
 /* wake.c: makes `target` run its inbox and ports at its next turn; coalesced. */
 void atoll__wake(struct atoll_isolate *target);
+/* wake.c: the eventfd wakeup, the fallback after a failed MSG_RING. */
+void atoll__wake_eventfd(struct atoll_isolate *target);
 /* wake.c: submits the calling isolate's pending wakeups now (see there). */
 void atoll__flush_wakeups(void);
 
@@ -73,6 +75,8 @@ int atoll__port_slot_alloc(atoll_runtime *rt, struct atoll_receive_port *port, u
 void atoll__port_slot_free(atoll_runtime *rt, uint32_t slot);
 
 /* probe.c */
+/* Maps an io_uring_setup errno to atoll's code (EPERM -> URING_DISABLED, ...). */
+int atoll__uring_setup_error(int err);
 int atoll__probe(atoll_runtime_info *info, uint32_t *ring_flags);
 void atoll__wolfssl_info(atoll_runtime_info *info);
 

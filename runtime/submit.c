@@ -103,7 +103,6 @@ int atoll_runtime_submit(atoll_runtime *rt, uint32_t target, atoll_task_fn fn, v
 
 /* The target ran the task, or dropped it (status ATOLL_E_CANCELED): send the
  * outcome where it belongs. Runs on the target's thread. */
-void atoll__task_finish(struct atoll_task *t, int status, void *result);
 void atoll__task_finish(struct atoll_task *t, int status, void *result)
 {
     t->status = status;

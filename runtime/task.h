@@ -42,4 +42,8 @@ int atoll__inbox_push(struct atoll_isolate *target, struct atoll_task *t);
  * fn will not run, the caller keeps arg) or -ENOMEM. Thread: any thread. */
 int atoll__post(struct atoll_isolate *target, atoll_post_fn fn, void *arg);
 
+/* The target ran the task, or dropped it (status ATOLL_E_CANCELED): sends
+ * the outcome to its origin (reply) or runs `done`. Thread: the target's. */
+void atoll__task_finish(struct atoll_task *t, int status, void *result);
+
 #endif /* ATOLL_RUNTIME_TASK_H */

@@ -51,7 +51,6 @@ void atoll__wake(struct atoll_isolate *target)
 }
 
 /* Fallback after a failed MSG_RING, from the loop (counted there). */
-void atoll__wake_eventfd(struct atoll_isolate *target);
 void atoll__wake_eventfd(struct atoll_isolate *target)
 {
     atoll_wake_eventfd(target);
