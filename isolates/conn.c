@@ -39,36 +39,58 @@ void atoll__sockaddr_to_address(const struct sockaddr_storage *ss, atoll_address
     memcpy(a->host, a->text, sizeof(a->text));
 }
 
+bool atoll__connq_queued(const struct atoll_conn *c, atoll_connq_kind kind)
+{
+    return c->links[kind].queued;
+}
+
+bool atoll__connq_push(atoll_conn_queue *q, struct atoll_conn *c)
+{
+    atoll_connq_link *l = &c->links[q->kind];
+    if (l->queued)
+        return false;
+    l->queued = true;
+    l->next = NULL;
+    atoll__obj_ref(&c->obj);
+    if (q->tail)
+        q->tail->links[q->kind].next = c;
+    else
+        q->head = c;
+    q->tail = c;
+    return true;
+}
+
+struct atoll_conn *atoll__connq_pop(atoll_conn_queue *q)
+{
+    struct atoll_conn *c = q->head;
+    if (!c)
+        return NULL;
+    atoll_connq_link *l = &c->links[q->kind];
+    q->head = l->next;
+    if (!q->head)
+        q->tail = NULL;
+    l->next = NULL;
+    l->queued = false;
+    return c;
+}
+
+void atoll__connq_clear(atoll_conn_queue *q)
+{
+    struct atoll_conn *c;
+    while ((c = atoll__connq_pop(q)))
+        atoll__obj_unref(&c->obj);
+}
+
 void atoll__conn_schedule(struct atoll_conn *c)
 {
-    if (c->in_ready)
-        return;
-    atoll_net *net = c->iso->net;
-    c->in_ready = true;
-    atoll__obj_ref(&c->obj);
-    c->next_ready = NULL;
-    if (net->ready_tail)
-        net->ready_tail->next_ready = c;
-    else
-        net->ready_head = c;
-    net->ready_tail = c;
-    c->iso->more_work = true;
+    if (atoll__connq_push(&c->iso->net->ready, c))
+        c->iso->more_work = true;
 }
 
 void atoll__conn_hs_queue(struct atoll_conn *c)
 {
-    if (c->in_hs)
-        return;
-    atoll_net *net = c->iso->net;
-    c->in_hs = true;
-    atoll__obj_ref(&c->obj);
-    c->next_hs = NULL;
-    if (net->hs_tail)
-        net->hs_tail->next_hs = c;
-    else
-        net->hs_head = c;
-    net->hs_tail = c;
-    c->iso->more_work = true;
+    if (atoll__connq_push(&c->iso->net->hs, c))
+        c->iso->more_work = true;
 }
 
 /* Re-issues whatever the connection's state still wants from the ring:
@@ -211,8 +233,7 @@ static void atoll_conn_finish(struct atoll_conn *c)
 
 static bool atoll_conn_wants_read_event(const struct atoll_conn *c)
 {
-    return c->state == ATOLL_CONN_OPEN && c->read_events && !c->paused && c->cb.on_read &&
-           atoll_conn_available(c) > 0;
+    return c->state == ATOLL_CONN_OPEN && c->read_events && !c->paused && c->cb.on_read && atoll_conn_available(c) > 0;
 }
 
 void atoll__conn_dispatch(struct atoll_conn *c)
@@ -247,8 +268,7 @@ void atoll__conn_dispatch(struct atoll_conn *c)
         if (c->shut_wr && c->fin_sent)
             atoll__conn_close_start(c);
     }
-    if (c->write_event_due && c->write_events && !c->shut_wr &&
-        atoll__conn_out_pending(c) < ATOLL_CONN_OUT_HIGH) {
+    if (c->write_event_due && c->write_events && !c->shut_wr && atoll__conn_out_pending(c) < ATOLL_CONN_OUT_HIGH) {
         c->write_event_due = false;
         c->write_events = false; /* one-shot */
         if (c->cb.on_write)

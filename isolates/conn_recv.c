@@ -82,8 +82,9 @@ void atoll__conn_segs_release(struct atoll_conn *c)
 
 void atoll__conn_arm_recv(struct atoll_conn *c)
 {
-    if (c->recv_armed || c->recv_eof || c->in_parked || c->paused || c->shut_rd || c->fd < 0 ||
-        c->seg_count >= c->iso->net->bufs.share || (c->state != ATOLL_CONN_HANDSHAKE && c->state != ATOLL_CONN_OPEN))
+    if (c->recv_armed || c->recv_eof || atoll__connq_queued(c, ATOLL_CONNQ_PARKED) || c->paused || c->shut_rd ||
+        c->fd < 0 || c->seg_count >= c->iso->net->bufs.share ||
+        (c->state != ATOLL_CONN_HANDSHAKE && c->state != ATOLL_CONN_OPEN))
         return;
     struct io_uring_sqe *sqe;
     if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
@@ -114,30 +115,16 @@ void atoll__conn_cancel_recv(struct atoll_conn *c)
 /* ENOBUFS: wait, in arrival order, for a buffer to come back. */
 static void atoll_conn_park(struct atoll_conn *c)
 {
-    atoll_bufring *b = &c->iso->net->bufs;
-    if (c->in_parked)
-        return;
-    c->in_parked = true;
-    atoll__obj_ref(&c->obj);
-    c->next_parked = NULL;
-    if (b->parked_tail)
-        b->parked_tail->next_parked = c;
-    else
-        b->parked = c;
-    b->parked_tail = c;
+    atoll__connq_push(&c->iso->net->bufs.parked, c);
 }
 
 void atoll__conn_unpark_all(atoll_bufring *b)
 {
-    while (b->parked) {
-        struct atoll_conn *c = b->parked;
-        b->parked = c->next_parked;
-        c->next_parked = NULL;
-        c->in_parked = false;
+    struct atoll_conn *c;
+    while ((c = atoll__connq_pop(&b->parked))) {
         atoll__conn_schedule(c); /* its dispatch re-arms */
         atoll__obj_unref(&c->obj);
     }
-    b->parked_tail = NULL;
 }
 
 /* New bytes: TLS records go to the handshake queue or are decrypted;

@@ -8,7 +8,6 @@
 #include "isolates/isolate_private.h"
 #include "runtime/task.h"
 
-
 /* Most inbox items handled per turn; the rest wait for the next turn. */
 #define ATOLL_INBOX_TURN_BUDGET 4096u
 

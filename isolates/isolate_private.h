@@ -34,8 +34,7 @@ static inline void atoll_stat_add(atoll_stat *s, uint64_t n)
 typedef struct atoll_isolate_counters {
     atoll_stat loop_turns, cqes, cq_overflows, wakeups_ring, wakeups_eventfd, messages_delivered, messages_dropped,
         tasks_run, timers_fired, wake_errors, recv_enobufs, net_accepted, net_handshakes, net_handshake_errors,
-        net_bytes_in, net_bytes_out, sq_flushes, sq_deferred, submit_errors, cqe_errors,
-        sockopt_errors;
+        net_bytes_in, net_bytes_out, sq_flushes, sq_deferred, submit_errors, cqe_errors, sockopt_errors;
 } atoll_isolate_counters;
 
 struct atoll_timer;

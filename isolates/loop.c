@@ -12,7 +12,6 @@
 #include "isolates/net_private.h"
 #include "isolates/user_data.h"
 
-
 /* How long teardown waits for the kernel to return cancelled ops. */
 #define ATOLL_TEARDOWN_REAP_MS 5000
 

@@ -57,6 +57,9 @@ int atoll__net_get(struct atoll_isolate *iso, atoll_net **out)
         atoll_net *net = calloc(1, sizeof(*net));
         if (!net)
             return -ENOMEM;
+        atoll__connq_init(&net->ready, ATOLL_CONNQ_READY);
+        atoll__connq_init(&net->hs, ATOLL_CONNQ_HANDSHAKE);
+        atoll__connq_init(&net->bufs.parked, ATOLL_CONNQ_PARKED);
         net->client_stats = atoll__stats_new();
         int ret = net->client_stats ? atoll__files_init(iso, &net->files, iso->rt->opts.conns_per_isolate) : -ENOMEM;
         if (ret == 0) {
@@ -152,11 +155,10 @@ static void atoll_net_run_handshakes(struct atoll_isolate *iso)
      * waits for the next turn. The budget is the head server's: a storm on
      * one server stops this turn's handshakes, established connections
      * still get their events below. */
-    struct atoll_conn *end = net->hs_tail;
+    struct atoll_conn *end = net->hs.tail;
     uint64_t turn = atomic_load_explicit(&iso->stats.loop_turns.v, memory_order_relaxed);
-    while (net->hs_head) {
-        struct atoll_conn *c = net->hs_head;
-        struct atoll_server *s = c->server;
+    while (!atoll__connq_empty(&net->hs)) {
+        struct atoll_server *s = net->hs.head->server;
         if (s && s->turn_seen != turn) {
             s->turn_seen = turn;
             s->handshakes_this_turn = 0;
@@ -165,11 +167,7 @@ static void atoll_net_run_handshakes(struct atoll_isolate *iso)
             iso->more_work = true;
             return;
         }
-        net->hs_head = c->next_hs;
-        if (!net->hs_head)
-            net->hs_tail = NULL;
-        c->next_hs = NULL;
-        c->in_hs = false;
+        struct atoll_conn *c = atoll__connq_pop(&net->hs);
         if (s)
             s->handshakes_this_turn++;
         atoll__tls_handshake_step(c);
@@ -195,51 +193,19 @@ void atoll__net_turn(struct atoll_isolate *iso)
         if (slots_back)
             atoll__server_rearm(s);
     }
-    if (net->hs_head)
+    if (!atoll__connq_empty(&net->hs))
         atoll_net_run_handshakes(iso);
     /* Events are dispatched after the I/O of the turn, as Dart emits them
-     * asynchronously; callbacks may schedule more for the next turn. */
-    struct atoll_conn *c = net->ready_head;
-    net->ready_head = net->ready_tail = NULL;
-    while (c) {
-        struct atoll_conn *next = c->next_ready;
-        c->next_ready = NULL;
-        c->in_ready = false;
+     * asynchronously; what callbacks schedule goes to the next turn. */
+    atoll_conn_queue batch = net->ready;
+    atoll__connq_init(&net->ready, ATOLL_CONNQ_READY);
+    struct atoll_conn *c;
+    while ((c = atoll__connq_pop(&batch))) {
         atoll__conn_dispatch(c);
         atoll__obj_unref(&c->obj); /* the queue's */
-        c = next;
     }
-    if (net->ready_head || net->hs_head)
+    if (!atoll__connq_empty(&net->ready) || !atoll__connq_empty(&net->hs))
         iso->more_work = true;
-}
-
-/* Drops a connection queue's references (teardown). */
-static void atoll_net_drop_queues(atoll_net *net)
-{
-    while (net->ready_head) {
-        struct atoll_conn *c = net->ready_head;
-        net->ready_head = c->next_ready;
-        c->next_ready = NULL;
-        c->in_ready = false;
-        atoll__obj_unref(&c->obj);
-    }
-    net->ready_tail = NULL;
-    while (net->hs_head) {
-        struct atoll_conn *c = net->hs_head;
-        net->hs_head = c->next_hs;
-        c->next_hs = NULL;
-        c->in_hs = false;
-        atoll__obj_unref(&c->obj);
-    }
-    net->hs_tail = NULL;
-    while (net->bufs.parked) {
-        struct atoll_conn *c = net->bufs.parked;
-        net->bufs.parked = c->next_parked;
-        c->next_parked = NULL;
-        c->in_parked = false;
-        atoll__obj_unref(&c->obj);
-    }
-    net->bufs.parked_tail = NULL;
 }
 
 void atoll__net_teardown(struct atoll_isolate *iso)
@@ -255,7 +221,9 @@ void atoll__net_teardown(struct atoll_isolate *iso)
     atoll__client_teardown(net);
     for (struct atoll_conn *c = net->conns; c; c = c->next)
         atoll__conn_teardown(c);
-    atoll_net_drop_queues(net);
+    atoll__connq_clear(&net->ready);
+    atoll__connq_clear(&net->hs);
+    atoll__connq_clear(&net->bufs.parked);
     atoll__ops_free_dead(iso);
     atoll__stats_unref(net->client_stats);
     net->client_stats = NULL;

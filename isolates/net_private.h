@@ -11,6 +11,7 @@
 #include <wolfssl/ssl.h>
 
 #include "atoll/server.h"
+#include "isolates/conn_queue.h"
 #include "isolates/fixed_files.h"
 #include "isolates/isolate_private.h"
 #include "isolates/op.h"
@@ -29,10 +30,9 @@ typedef struct atoll_bufring {
     uint32_t count, size, mask;
     uint16_t bgid;
     bool ready;
-    uint32_t free;             /* buffers in the ring (not held by a connection) */
-    uint32_t share;            /* most buffers one connection may hold */
-    struct atoll_conn *parked; /* connections that met ENOBUFS (each holds a ref) */
-    struct atoll_conn *parked_tail;
+    uint32_t free;           /* buffers in the ring (not held by a connection) */
+    uint32_t share;          /* most buffers one connection may hold */
+    atoll_conn_queue parked; /* connections that met ENOBUFS */
 } atoll_bufring;
 
 /* One wolfSSL context per (security context, resumption) on this isolate. */
@@ -55,12 +55,10 @@ typedef struct atoll_net {
     atoll_bufring bufs;
     atoll_fixed_files files; /* direct descriptors of every connection */
     atoll_buf_pool out_pool;
-    struct atoll_server *servers;  /* all servers of the isolate */
-    struct atoll_conn *conns;      /* all connections */
-    struct atoll_conn *ready_head; /* connections with events to dispatch */
-    struct atoll_conn *ready_tail;
-    struct atoll_conn *hs_head; /* connections with handshake work */
-    struct atoll_conn *hs_tail;
+    struct atoll_server *servers; /* all servers of the isolate */
+    struct atoll_conn *conns;     /* all connections */
+    atoll_conn_queue ready;       /* connections with events to dispatch */
+    atoll_conn_queue hs;          /* connections with handshake work */
     atoll_tls_ctx_entry *tls_ctxs;
     uint32_t ntls_ctxs;
     atoll_server_stats *client_stats;     /* counters of outgoing connections */
@@ -126,13 +124,13 @@ struct atoll_server {
     atoll_timer *linger_timer;
     uint64_t accepted_at_linger;
     uint32_t accepted_this_turn;
-    uint64_t accept_turn; /* loop turn accepted_this_turn counts for */
+    uint64_t accept_turn;     /* loop turn accepted_this_turn counts for */
     atoll_pending_conn *pend; /* accepted beyond the turn's budget */
     uint32_t npend, pend_cap;
     uint64_t turn_seen;
     uint32_t handshakes_this_turn;
-    uint32_t conns;                           /* connections not yet delivered (handshaking) */
-    struct atoll_conn *held_head, *held_tail; /* delivered while paused (each holds a ref) */
+    uint32_t conns;        /* connections not yet delivered (handshaking) */
+    atoll_conn_queue held; /* handshaked while paused, delivered at resume */
     struct atoll_server *next, *prev;
 };
 
@@ -183,9 +181,8 @@ struct atoll_conn {
 
     bool shut_wr, fin_sent, closing_started;
     bool read_events, write_events, write_event_due;
-    /* Queue memberships; each holds a reference on the connection. */
-    bool in_ready, in_hs, in_parked;
-    bool released; /* the owner's reference is gone */
+    atoll_connq_link links[ATOLL_CONNQ_KINDS]; /* its place on each kind of queue */
+    bool released;                             /* the owner's reference is gone */
     int close_status;
 
     atoll_conn_callbacks cb;
@@ -196,7 +193,6 @@ struct atoll_conn {
     uint16_t remote_port, local_port;
 
     struct atoll_conn *next, *prev;
-    struct atoll_conn *next_ready, *next_hs, *next_parked, *next_held;
 };
 
 /* net.c */

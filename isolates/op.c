@@ -80,8 +80,8 @@ int atoll__op_reserve(struct atoll_isolate *iso, struct io_uring_sqe **sqes, uns
     return 0;
 }
 
-void atoll__op_start_tagged(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind,
-                            atoll_obj *o, uint8_t tag)
+void atoll__op_start_tagged(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind, atoll_obj *o,
+                            uint8_t tag)
 {
     io_uring_sqe_set_data64(sqe, atoll_ud_make_tagged(kind, (uintptr_t)o, tag));
     iso->ops.live++;

@@ -56,10 +56,10 @@ typedef struct atoll_obj {
 
 /* Per-isolate state of the op layer (inside struct atoll_isolate). */
 typedef struct atoll_ops {
-    uint64_t live;                 /* ops submitted or prepared, final CQE not yet seen */
-    bool closed;                   /* teardown: no new op may start */
+    uint64_t live; /* ops submitted or prepared, final CQE not yet seen */
+    bool closed;   /* teardown: no new op may start */
     atoll_obj *defer_head, *defer_tail;
-    atoll_obj *dead;               /* refs reached zero this turn */
+    atoll_obj *dead; /* refs reached zero this turn */
 } atoll_ops;
 
 /* Starts an object's life with one reference (the owner's). */
@@ -84,8 +84,8 @@ int atoll__op_reserve(struct atoll_isolate *iso, struct io_uring_sqe **sqes, uns
  * without object, e.g. a cancel): counts it live and takes a ref on `o`. */
 void atoll__op_start(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind, atoll_obj *o);
 /* The same, for one of an object's parallel ops, told apart by `tag`. */
-void atoll__op_start_tagged(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind,
-                            atoll_obj *o, uint8_t tag);
+void atoll__op_start_tagged(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind, atoll_obj *o,
+                            uint8_t tag);
 
 /* The loop saw a CQE of a counted kind: after its handler ran, a final CQE
  * ends the op (uncounts it, drops its ref on the object). */

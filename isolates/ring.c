@@ -14,7 +14,6 @@
 #include "isolates/op.h"
 #include "isolates/user_data.h"
 
-
 int atoll__ring_setup(struct atoll_isolate *iso)
 {
     atoll_runtime *rt = iso->rt;

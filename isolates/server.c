@@ -157,7 +157,7 @@ static void atoll_server_release_member(struct atoll_server *s)
 static void atoll_server_maybe_finish(struct atoll_server *s)
 {
     if (s->state != ATOLL_SRV_CLOSING || !s->released || s->accepts_armed || s->conns || s->npend ||
-        s->lookup_pending || s->held_head || s->closed_reported)
+        s->lookup_pending || !atoll__connq_empty(&s->held) || s->closed_reported)
         return;
     s->closed_reported = true;
     if (s->cb.on_closed)
@@ -220,7 +220,6 @@ void atoll__server_rearm(struct atoll_server *s)
     if (!s->accept_cancel_wanted && atoll_server_wants_accept(s))
         atoll_server_arm_accept(s);
 }
-
 
 /* After a deferral: whatever the server's state still wants. */
 static void atoll_server_issue(atoll_obj *o)
@@ -358,8 +357,7 @@ void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe 
             if (s->accept_backoff_ms > ATOLL_ACCEPT_BACKOFF_MAX_MS)
                 s->accept_backoff_ms = ATOLL_ACCEPT_BACKOFF_MAX_MS;
             if (!s->backoff_timer && !s->released)
-                atoll_timer_start(s->iso, s->accept_backoff_ms, 0, atoll_server_backoff_fire, s,
-                                  &s->backoff_timer);
+                atoll_timer_start(s->iso, s->accept_backoff_ms, 0, atoll_server_backoff_fire, s, &s->backoff_timer);
         }
     }
     atoll__server_rearm(s);
@@ -385,13 +383,7 @@ void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int s
     if (status == 0) {
         if (s->paused && s->state == ATOLL_SRV_STARTED) {
             /* Dart F4: handshakes finishing while paused wait for resume. */
-            atoll__obj_ref(&c->obj);
-            c->next_held = NULL;
-            if (s->held_tail)
-                s->held_tail->next_held = c;
-            else
-                s->held_head = c;
-            s->held_tail = c;
+            atoll__connq_push(&s->held, c);
             s->conns++; /* still ours until delivered */
         } else {
             atoll_server_deliver(s, c);
@@ -413,12 +405,8 @@ void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int s
 
 static void atoll_server_deliver_held(struct atoll_server *s)
 {
-    while (s->held_head) {
-        struct atoll_conn *c = s->held_head;
-        s->held_head = c->next_held;
-        if (!s->held_tail || !s->held_head)
-            s->held_tail = NULL;
-        c->next_held = NULL;
+    struct atoll_conn *c;
+    while ((c = atoll__connq_pop(&s->held))) {
         s->conns--;
         if (c->state == ATOLL_CONN_OPEN) /* it may have failed while held */
             atoll_server_deliver(s, c);
@@ -520,6 +508,7 @@ int atoll_server_bind(atoll_isolate *self, const char *address, int port, const 
     sb->refs = 1;
     s->stats = &sb->stats;
     atoll__obj_init(&s->obj, &atoll_server_type, self);
+    atoll__connq_init(&s->held, ATOLL_CONNQ_HELD);
     s->iso = self;
     s->opts = opts;
     s->alpn_wire = alpn;
@@ -658,13 +647,7 @@ void atoll__server_teardown(struct atoll_server *s)
         s->lookup_pending = false;
         atoll__obj_unref(&s->obj);
     }
-    while (s->held_head) {
-        struct atoll_conn *c = s->held_head;
-        s->held_head = c->next_held;
-        c->next_held = NULL;
-        atoll__obj_unref(&c->obj);
-    }
-    s->held_tail = NULL;
+    atoll__connq_clear(&s->held);
     atoll_server_release_member(s);
     /* Isolate exit: the application hears on_closed once, to release; a
      * close from inside it finds the server closing and does nothing. */

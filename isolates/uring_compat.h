@@ -51,7 +51,7 @@ static inline void atoll_prep_setsockopt(struct io_uring_sqe *sqe, int fd, int l
         uint32_t level, optname;
     } lo = {(uint32_t)level, (uint32_t)optname};
     memcpy(&sqe->addr, &lo, sizeof(lo));
-    sqe->file_index = (uint32_t)optlen; /* `optlen` shares this word */
+    sqe->file_index = (uint32_t)optlen;       /* `optlen` shares this word */
     sqe->addr3 = (uint64_t)(uintptr_t)optval; /* `optval` */
 }
 

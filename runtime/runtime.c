@@ -53,8 +53,8 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
         opts.port_capacity == 0 || opts.port_capacity > (1u << 30) || opts.task_capacity == 0 ||
         opts.recv_buffers < 8 || opts.recv_buffers > 32768 || (opts.recv_buffers & (opts.recv_buffers - 1)) ||
         opts.recv_buffers_per_conn == 0 || opts.recv_buffers_per_conn > opts.recv_buffers ||
-        opts.conns_per_isolate == 0 || opts.conns_per_isolate > (1u << 20) ||
-        opts.recv_buffer_size < 1024 || opts.recv_buffer_size > (1u << 20) || opts.ticket_rotation_s == 0)
+        opts.conns_per_isolate == 0 || opts.conns_per_isolate > (1u << 20) || opts.recv_buffer_size < 1024 ||
+        opts.recv_buffer_size > (1u << 20) || opts.ticket_rotation_s == 0)
         return -EINVAL;
 
     atoll_runtime_info info;

@@ -431,8 +431,9 @@ static void *bulk_echo(void *arg)
     return NULL;
 }
 
-/* 8 receive buffers of 1 KiB for 12 connections echoing 300 KB each at
- * once (each arms one recv at a time, so more connections than buffers):
+/* 8 receive buffers of 1 KiB for 24 connections echoing 300 KB each at
+ * once (each arms one recv at a time, so three times more connections
+ * than buffers):
  * the ring runs dry (ENOBUFS) again and again; that is flow control, every
  * byte still arrives in order. */
 Test(server, buffer_ring_exhaustion_is_flow_control, .timeout = 120)
@@ -447,13 +448,13 @@ Test(server, buffer_ring_exhaustion_is_flow_control, .timeout = 120)
     ns_app_init(&app, rt);
     ns_server s;
     cr_assert_eq(ns_bind(&app, &s, 0, "127.0.0.1", 0), 0);
-    pthread_t th[12];
-    struct bulk_client b[12];
-    for (int i = 0; i < 12; i++) {
+    pthread_t th[24];
+    struct bulk_client b[24];
+    for (int i = 0; i < 24; i++) {
         b[i] = (struct bulk_client){.port = s.port};
         pthread_create(&th[i], NULL, bulk_echo, &b[i]);
     }
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 24; i++) {
         pthread_join(th[i], NULL);
         cr_assert_eq(b[i].rc, 0, "client %d: %s", i, strerror(-b[i].rc));
     }
