@@ -286,5 +286,10 @@ void atoll__conn_teardown(struct atoll_conn *c)
     c->state = ATOLL_CONN_DEAD;
     if (!c->close_status)
         c->close_status = ATOLL_E_STOPPED;
+    if (c->server) { /* still handshaking: its outcome will never be reported */
+        struct atoll_server *s = c->server;
+        c->server = NULL;
+        atoll__server_conn_abandon(s);
+    }
     atoll_conn_finish(c);
 }

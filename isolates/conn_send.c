@@ -57,8 +57,11 @@ void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
     if (c->state == ATOLL_CONN_DEAD)
         return;
     if (cqe->res < 0) {
-        c->out_len = c->out_sent = 0; /* the peer is gone: nothing more goes out */
+        /* The peer is gone: nothing more goes out, and wolfSSL (which may
+         * hold a record half handed over) is not driven again. */
+        c->out_len = c->out_sent = 0;
         c->wpend_len = 0;
+        c->tls_dead = c->tls;
         if (c->state == ATOLL_CONN_CLOSING)
             atoll__conn_progress_close(c);
         else
@@ -77,6 +80,8 @@ void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
     }
     if (c->tls && c->wpend_len)
         atoll__tls_flush_pending(c);
+    if (c->notify_wanted && !c->wpend_len)
+        atoll__tls_shutdown_send(c); /* after the record it had to wait for */
     if (c->state == ATOLL_CONN_HANDSHAKE && c->tls)
         atoll__conn_hs_queue(c); /* wolfSSL may be waiting for room to write its flight */
     atoll__conn_kick_send(c);

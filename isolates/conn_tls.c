@@ -28,7 +28,7 @@ static int atoll_tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
     struct atoll_conn *c = ctx;
     (void)ssl;
-    if (c->fd < 0)
+    if (c->fd < 0 || c->tls_dead)
         return WOLFSSL_CBIO_ERR_CONN_CLOSE;
     size_t n = atoll__conn_out_append(c, (const uint8_t *)buf, (size_t)sz);
     return n ? (int)n : WOLFSSL_CBIO_ERR_WANT_WRITE;
@@ -249,7 +249,8 @@ void atoll__tls_pump_input(struct atoll_conn *c)
         if (err == WOLFSSL_ERROR_ZERO_RETURN || err == SOCKET_PEER_CLOSED_E) {
             c->tls_eof = true; /* close_notify (or EOF): the read side is done */
         } else if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) {
-            atoll__conn_kick_send(c);
+            atoll__conn_kick_send(c); /* the alert wolfSSL queued */
+            c->tls_dead = true;
             atoll__conn_fail(c, -EPROTO);
             return;
         }
@@ -267,6 +268,7 @@ ssize_t atoll__tls_read(struct atoll_conn *c, void *buf, size_t len)
      * read, no callback of ours runs. */
     int r = wolfSSL_read(c->ssl, buf, (int)n);
     if (r <= 0) {
+        c->tls_dead = true;
         atoll__conn_fail(c, -EPROTO);
         return ATOLL_E_CLOSED;
     }
@@ -293,6 +295,7 @@ ssize_t atoll__tls_write(struct atoll_conn *c, const void *buf, size_t len)
         c->wpend_len = (uint32_t)len;
         return (ssize_t)len;
     }
+    c->tls_dead = true;
     atoll__conn_fail(c, -EPROTO);
     return ATOLL_E_CLOSED;
 }
@@ -308,14 +311,25 @@ void atoll__tls_flush_pending(struct atoll_conn *c)
         c->wpend_len = 0;
         return;
     }
-    if (wolfSSL_get_error(c->ssl, r) != WOLFSSL_ERROR_WANT_WRITE)
+    if (wolfSSL_get_error(c->ssl, r) != WOLFSSL_ERROR_WANT_WRITE) {
+        c->tls_dead = true;
         atoll__conn_fail(c, -EPROTO);
+    }
 }
 
 void atoll__tls_shutdown_send(struct atoll_conn *c)
 {
-    if (c->ssl && c->state == ATOLL_CONN_OPEN)
-        wolfSSL_shutdown(c->ssl); /* queues close_notify; the peer's is not awaited */
+    if (!c->ssl || c->tls_dead || c->notify_sent)
+        return;
+    if (c->wpend_len) {
+        /* wolfSSL is inside a write that must be retried as it was: no
+         * other record may start before it. close_notify follows it. */
+        c->notify_wanted = true;
+        return;
+    }
+    c->notify_wanted = false;
+    c->notify_sent = true;
+    wolfSSL_shutdown(c->ssl); /* queues close_notify; the peer's is not awaited */
     atoll__conn_kick_send(c);
 }
 

@@ -171,7 +171,9 @@ struct atoll_conn {
     int nodelay_val; /* read by the kernel when the SQE is issued */
     bool read_closed_reported, closed_reported;
 
-    bool tls_eof; /* close_notify received */
+    bool tls_eof;  /* close_notify received */
+    bool tls_dead; /* the peer is gone or wolfSSL failed: no more wolfSSL I/O */
+    bool notify_wanted, notify_sent; /* close_notify: asked for, queued */
 
     uint8_t *wpend; /* TLS plaintext to retry after WANT_WRITE */
     uint32_t wpend_len;
@@ -222,6 +224,9 @@ void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe 
  * paused; else reported to on_error). The caller cleared c->server; this
  * drops the reference the connection held on the server. */
 void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int status, const char *reason);
+/* Isolate exit: a handshaking connection goes without an outcome; drops
+ * the reference it held on the server. */
+void atoll__server_conn_abandon(struct atoll_server *s);
 void atoll__server_teardown(struct atoll_server *s);
 /* Arms the server's accepts if it wants them (after a connection-cap pause
  * or a deferral). */

@@ -403,6 +403,12 @@ void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int s
     atoll__obj_unref(&s->obj); /* the connection's reference */
 }
 
+void atoll__server_conn_abandon(struct atoll_server *s)
+{
+    s->conns--;
+    atoll__obj_unref(&s->obj);
+}
+
 static void atoll_server_deliver_held(struct atoll_server *s)
 {
     struct atoll_conn *c;
