@@ -70,6 +70,8 @@ void atoll__conn_close_cqe(struct atoll_conn *c, enum atoll_ud_kind kind, const 
         /* Cancelled before it ran (teardown): the slot still holds the
          * socket and destroy empties it once no op is live. */
         if (cqe->res != -ECANCELED) {
+            if (cqe->res < 0)
+                atoll_stat_add(&c->iso->stats.cqe_errors, 1); /* the slot is empty all the same */
             atoll__files_put(&c->iso->net->files, (uint32_t)c->fd);
             c->fd = -1;
         }

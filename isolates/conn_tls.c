@@ -272,8 +272,11 @@ ssize_t atoll__tls_read(struct atoll_conn *c, void *buf, size_t len)
         atoll__conn_fail(c, -EPROTO);
         return ATOLL_E_CLOSED;
     }
-    if (!wolfSSL_pending(c->ssl))
-        atoll__conn_schedule(c); /* its dispatch decrypts the next record */
+    /* The record is read out: if more ciphertext waits in our segments
+     * (wolfSSL's own input holds at most the record it asked for), the
+     * next dispatch decrypts it; otherwise the next recv brings it. */
+    if (!wolfSSL_pending(c->ssl) && (c->seg_count || c->recv_eof))
+        atoll__conn_schedule(c);
     return r;
 }
 

@@ -122,7 +122,6 @@ void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
     uint64_t ud = io_uring_cqe_get_data64(cqe);
     void *obj = atoll_ud_ptr(ud);
     enum atoll_ud_kind kind = atoll_ud_kind(ud);
-    (void)iso;
     switch (kind) {
     case ATOLL_UD_ACCEPT:
         atoll__server_accept_cqe(obj, cqe);
@@ -143,8 +142,14 @@ void atoll__net_cqe(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
     case ATOLL_UD_SOCKOPT:
         atoll__conn_sockopt_cqe(obj, cqe);
         break;
+    case ATOLL_UD_CANCEL:
+        /* The cancelled op reports on its own CQE. Not found (it had just
+         * completed) and already running are normal outcomes. */
+        if (cqe->res < 0 && cqe->res != -ENOENT && cqe->res != -EALREADY)
+            atoll_stat_add(&iso->stats.cqe_errors, 1);
+        break;
     default:
-        break; /* CANCEL: the cancelled op reports on its own CQE */
+        break;
     }
 }
 

@@ -171,8 +171,8 @@ struct atoll_conn {
     int nodelay_val; /* read by the kernel when the SQE is issued */
     bool read_closed_reported, closed_reported;
 
-    bool tls_eof;  /* close_notify received */
-    bool tls_dead; /* the peer is gone or wolfSSL failed: no more wolfSSL I/O */
+    bool tls_eof;                    /* close_notify received */
+    bool tls_dead;                   /* the peer is gone or wolfSSL failed: no more wolfSSL I/O */
     bool notify_wanted, notify_sent; /* close_notify: asked for, queued */
 
     uint8_t *wpend; /* TLS plaintext to retry after WANT_WRITE */

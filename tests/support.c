@@ -1,6 +1,8 @@
 #include "support.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -278,4 +280,36 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
     return "leak:libcriterion.so\n";
+}
+
+int64_t sup_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int sup_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+int sup_wait_fd_count(int want, int timeout_ms)
+{
+    int64_t end = sup_now_ms() + timeout_ms;
+    int n = sup_fd_count();
+    while (n > want && sup_now_ms() < end) {
+        poll(NULL, 0, 5);
+        n = sup_fd_count();
+    }
+    return n;
 }

@@ -104,4 +104,14 @@ int sup_run_on(atoll_runtime *rt, uint32_t id, void (*fn)(atoll_isolate *self, v
 /** Starts `n` host threads running fn(index, arg) and joins them. */
 void sup_host_threads(int n, void (*fn)(int index, void *arg), void *arg);
 
+/* ---- time and descriptors ------------------------------------------------ */
+
+/** CLOCK_MONOTONIC in milliseconds. */
+int64_t sup_now_ms(void);
+/** Open descriptors of this process (/proc/self/fd, its own one excluded). */
+int sup_fd_count(void);
+/** Polls until at most `want` descriptors are open or timeout_ms passed;
+ *  returns the last count. */
+int sup_wait_fd_count(int want, int timeout_ms);
+
 #endif

@@ -190,40 +190,6 @@ static bool cb_holds(cb_kind k)
     return k == CB_ERROR || k == CB_SRV_CLOSED || k == CB_TIMER || k == CB_PORT || k == CB_DRAIN;
 }
 
-/* ---- time and descriptors ---------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
-
-static int wait_fd_count(int want, int timeout_ms)
-{
-    int64_t end = now_ms() + timeout_ms;
-    int n = fd_count();
-    while (n > want && now_ms() < end) {
-        poll(NULL, 0, 5);
-        n = fd_count();
-    }
-    return n;
-}
-
 /* ---- the scenario's state ----------------------------------------------- */
 
 #define MAGIC_LIVE  0x11fe11feu
@@ -986,12 +952,12 @@ static bool all_closed(void)
 
 static bool wait_all_closed(int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = sup_now_ms() + timeout_ms;
     for (;;) {
         long v = sup_latch_get(&sc.events);
         if (all_closed())
             return true;
-        int left = (int)(end - now_ms());
+        int left = (int)(end - sup_now_ms());
         if (left <= 0)
             return false;
         sup_latch_wait(&sc.events, v + 1, left < 100 ? left : 100);
@@ -1003,7 +969,7 @@ static void run_row(const row *r)
     signal(SIGPIPE, SIG_IGN);
     const char *tname = r->tls ? "tls" : "plain";
     cr_log_info("row: %s / %s / %s", cb_names[r->cb], call_names[r->call], tname);
-    int baseline = fd_count();
+    int baseline = sup_fd_count();
     memset(&sc, 0, sizeof(sc));
     sc.r = *r;
     sc.hold = cb_holds(r->cb);
@@ -1100,7 +1066,7 @@ static void run_row(const row *r)
         cr_log_info("[%s / %s / %s] note: the server's on_closed ran inside atoll_server_close", cb_names[r->cb],
                     call_names[r->call], tname);
     atoll_security_context_release(sc.ctx);
-    int fds = wait_fd_count(baseline, SUP_WAIT_MS);
+    int fds = sup_wait_fd_count(baseline, SUP_WAIT_MS);
     cr_assert_leq(fds, baseline, "[%s / %s / %s] open descriptors: %d, baseline %d", cb_names[r->cb],
                   call_names[r->call], tname, fds, baseline);
     for (cx *x = atomic_load(&sc.all); x;) {
@@ -1216,7 +1182,7 @@ static void rst_bind_on(atoll_isolate *self, void *arg)
 Test(callbacks, tls_peer_reset_while_writes_pending, .timeout = 120)
 {
     signal(SIGPIPE, SIG_IGN);
-    int baseline = fd_count();
+    int baseline = sup_fd_count();
     memset(&sc, 0, sizeof(sc));
     memset(&rst, 0, sizeof(rst));
     sup_latch_init(&sc.bound);
@@ -1274,7 +1240,7 @@ Test(callbacks, tls_peer_reset_while_writes_pending, .timeout = 120)
     cr_assert_eq(atomic_load(&sc.srv_closed), 1);
     atoll_security_context_release(sc.ctx);
     tc_thread_cleanup();
-    int fds = wait_fd_count(baseline, SUP_WAIT_MS);
+    int fds = sup_wait_fd_count(baseline, SUP_WAIT_MS);
     cr_assert_leq(fds, baseline, "open descriptors: %d, baseline %d", fds, baseline);
     ASSERT_NO_LEAKS();
 }
@@ -1297,7 +1263,7 @@ static void hs_stats_on(atoll_isolate *self, void *arg)
 Test(callbacks, stop_during_tls_handshake_frees_server, .timeout = 60)
 {
     signal(SIGPIPE, SIG_IGN);
-    int baseline = fd_count();
+    int baseline = sup_fd_count();
     memset(&sc, 0, sizeof(sc));
     memset(&rst, 0, sizeof(rst));
     sup_latch_init(&sc.bound);
@@ -1311,8 +1277,8 @@ Test(callbacks, stop_during_tls_handshake_frees_server, .timeout = 60)
     int fd = ns_connect(AF_INET, "127.0.0.1", atomic_load(&sc.port));
     cr_assert_geq(fd, 0);
     atoll_server_stats st = {0};
-    int64_t end = now_ms() + SUP_WAIT_MS;
-    while (st.accepted < 1 && now_ms() < end) {
+    int64_t end = sup_now_ms() + SUP_WAIT_MS;
+    while (st.accepted < 1 && sup_now_ms() < end) {
         cr_assert_eq(try_run_on(0, hs_stats_on, &st), 0);
         if (st.accepted < 1)
             poll(NULL, 0, 5);
@@ -1324,7 +1290,7 @@ Test(callbacks, stop_during_tls_handshake_frees_server, .timeout = 60)
     cr_assert_eq(atomic_load(&sc.srv_closed), 1, "server on_closed at stop");
     cr_assert_null(sc.server);
     atoll_security_context_release(sc.ctx);
-    int fds = wait_fd_count(baseline, SUP_WAIT_MS);
+    int fds = sup_wait_fd_count(baseline, SUP_WAIT_MS);
     cr_assert_leq(fds, baseline, "open descriptors: %d, baseline %d", fds, baseline);
     ASSERT_NO_LEAKS();
 }

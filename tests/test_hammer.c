@@ -66,40 +66,6 @@
 #define MAGIC_LIVE 0x4a4d4d52u
 #define MAGIC_DEAD 0xdeaddeadu
 
-/* ---- time and descriptors ---------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
-
-static int wait_fd_count(int want, int timeout_ms)
-{
-    int64_t end = now_ms() + timeout_ms;
-    int n = fd_count();
-    while (n > want && now_ms() < end) {
-        poll(NULL, 0, 5);
-        n = fd_count();
-    }
-    return n;
-}
-
 /* ---- state -------------------------------------------------------------- */
 
 typedef struct hconn {
@@ -605,7 +571,7 @@ Test(hammer, random_ops_from_random_callbacks, .timeout = 240)
     fprintf(stderr, "test_hammer: seed %" PRIu64 " (replay: ATOLL_HAMMER_SEED=%" PRIu64 "), %d ms\n", seed, seed,
             run_ms);
 
-    int baseline = fd_count();
+    int baseline = sup_fd_count();
     memset(&H, 0, sizeof(H));
     H.seed = seed;
     const char *tls_env = getenv("ATOLL_HAMMER_TLS");
@@ -631,8 +597,8 @@ Test(hammer, random_ops_from_random_callbacks, .timeout = 240)
         cr_assert_eq(sup_run_on(H.rt, i, setup_client_iso, NULL), 0);
 
     /* Let it run; fail early if a check already failed. */
-    int64_t end = now_ms() + run_ms;
-    while (now_ms() < end && sup_failure_count() == 0)
+    int64_t end = sup_now_ms() + run_ms;
+    while (sup_now_ms() < end && sup_failure_count() == 0)
         poll(NULL, 0, 50);
     atomic_store(&H.stopping, true);
 
@@ -663,7 +629,7 @@ Test(hammer, random_ops_from_random_callbacks, .timeout = 240)
     cr_assert_gt(atomic_load(&H.delivered), 0, "no connection was ever delivered");
 
     atoll_security_context_release(H.ctx);
-    int fds = wait_fd_count(baseline, SUP_WAIT_MS);
+    int fds = sup_wait_fd_count(baseline, SUP_WAIT_MS);
     cr_assert_leq(fds, baseline, "seed %" PRIu64 ": open descriptors %d, baseline %d", seed, fds, baseline);
     for (hconn *x = atomic_load(&H.all_conns); x;) {
         hconn *n = x->all;

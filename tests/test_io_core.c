@@ -40,42 +40,7 @@
 
 #define CERT(f) NS_CERT(f)
 
-/* ---- time and descriptors ---------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Open descriptors of this process (the directory's own one excluded). */
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
-
-/* Polls until at most `want` descriptors are open or timeout_ms passed;
- * returns the last count. */
-static int wait_fd_count(int want, int timeout_ms)
-{
-    int64_t end = now_ms() + timeout_ms;
-    int n = fd_count();
-    while (n > want && now_ms() < end) {
-        poll(NULL, 0, 5);
-        n = fd_count();
-    }
-    return n;
-}
+/* ---- loopback sockets ----------------------------------------------------- */
 
 /* A loopback client socket connected to `port`; asserts. Timeouts 5 s. */
 static int connect_plain(uint16_t port)
@@ -303,11 +268,11 @@ static int srv_op(srv *s, int which, atoll_server_stats *st)
  * have pushed all the server takes) or reach `enough`; bounded. */
 static uint64_t wait_bytes_in_settled(atoll_runtime *rt, uint32_t iso, uint64_t enough, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = sup_now_ms() + timeout_ms;
     atoll_isolate_stats st;
     uint64_t last = UINT64_MAX;
     int stable = 0;
-    while (now_ms() < end) {
+    while (sup_now_ms() < end) {
         cr_assert_eq(atoll_runtime_isolate_stats(rt, iso, &st), 0);
         if (st.net_bytes_in >= enough)
             return st.net_bytes_in;
@@ -534,7 +499,7 @@ Test(io_core, nonreading_conns_do_not_starve, .timeout = 90)
         chunk[i] = pattern_at(i);
     /* Push until every connection sent its share or the kernel pushes back
      * everywhere (nothing writable for 200 ms); bounded. */
-    int64_t end = now_ms() + 15000;
+    int64_t end = sup_now_ms() + 15000;
     uint64_t total = 0;
     for (;;) {
         struct pollfd pf[SINK_CONNS];
@@ -542,7 +507,7 @@ Test(io_core, nonreading_conns_do_not_starve, .timeout = 90)
         for (int i = 0; i < SINK_CONNS; i++)
             if (sent[i] < SINK_BYTES)
                 pf[n++] = (struct pollfd){.fd = fds[i], .events = POLLOUT};
-        if (n == 0 || now_ms() > end)
+        if (n == 0 || sup_now_ms() > end)
             break;
         int r = poll(pf, (nfds_t)n, 200);
         if (r <= 0)
@@ -624,7 +589,7 @@ Test(io_core, nonreading_tls_conns_do_not_starve_handshakes, .timeout = 90)
     static uint8_t chunk[16384];
     for (size_t i = 0; i < sizeof(chunk); i++)
         chunk[i] = pattern_at(i);
-    int64_t end = now_ms() + 15000;
+    int64_t end = sup_now_ms() + 15000;
     uint64_t total = 0;
     for (;;) {
         bool progress = false, pending = false;
@@ -639,7 +604,7 @@ Test(io_core, nonreading_tls_conns_do_not_starve_handshakes, .timeout = 90)
             }
             pending |= sent[i] < TLS_SINK_BYTES;
         }
-        if (!pending || now_ms() > end)
+        if (!pending || sup_now_ms() > end)
             break;
         if (!progress) {
             struct pollfd pf[TLS_SINK_CONNS];
@@ -759,10 +724,10 @@ static void cs_run(const cs_round *r)
     WOLFSSL_CTX *wctx = raw_ctx_new();
     int fa = connect_plain(s.port); /* queued until the server accepts */
     WOLFSSL *ssl = raw_ssl_new(wctx, fa);
-    int64_t end = now_ms() + SUP_WAIT_MS;
+    int64_t end = sup_now_ms() + SUP_WAIT_MS;
     atoll_server_stats st;
     memset(&st, 0, sizeof(st));
-    while (srv_op(&s, 0, &st) == 0 && st.accepted < 1 && now_ms() < end)
+    while (srv_op(&s, 0, &st) == 0 && st.accepted < 1 && sup_now_ms() < end)
         poll(NULL, 0, 2);
     cr_assert_eq(st.accepted, 1, "client A was not accepted");
     int fb = -1;
@@ -910,7 +875,7 @@ static void churn_client(int index, void *arg)
         int i = atomic_fetch_add(&t->next, 1);
         if (i >= CHURN_TOTAL)
             break;
-        if (now_ms() > t->deadline) {
+        if (sup_now_ms() > t->deadline) {
             atomic_fetch_add(&t->unstarted, 1);
             continue;
         }
@@ -957,13 +922,13 @@ Test(io_core, tiny_sq_churn_tls, .timeout = 240)
     s.on_conn = ch_on_conn;
     s.app = &a;
     srv_bind(&s);
-    int baseline = fd_count();
+    int baseline = sup_fd_count();
 
     churn t;
     memset(&t, 0, sizeof(t));
     pthread_mutex_init(&t.mu, NULL);
     t.port = s.port;
-    t.deadline = now_ms() + 150000;
+    t.deadline = sup_now_ms() + 150000;
     sup_host_threads(CHURN_CONCURRENCY, churn_client, &t);
     cr_log_info("tiny SQ churn: %d ok, %d failed (%d timed out), last failure: %s", atomic_load(&t.ok),
                 atomic_load(&t.failed), atomic_load(&t.timed_out), t.last);
@@ -974,10 +939,10 @@ Test(io_core, tiny_sq_churn_tls, .timeout = 240)
     bool all_closed = sup_latch_wait(&a.closed_latch, delivered, SUP_WAIT_MS);
     atoll_server_stats st;
     memset(&st, 0, sizeof(st));
-    int64_t end = now_ms() + SUP_WAIT_MS;
-    while (srv_op(&s, 0, &st) == 0 && st.accepted != st.handshakes + st.handshake_errors && now_ms() < end)
+    int64_t end = sup_now_ms() + SUP_WAIT_MS;
+    while (srv_op(&s, 0, &st) == 0 && st.accepted != st.handshakes + st.handshake_errors && sup_now_ms() < end)
         poll(NULL, 0, 5);
-    int fds = wait_fd_count(baseline, SUP_WAIT_MS);
+    int fds = sup_wait_fd_count(baseline, SUP_WAIT_MS);
 
     cr_assert_eq(atomic_load(&t.unstarted), 0, "%d connections not started before the deadline (the server hangs)",
                  atomic_load(&t.unstarted));
@@ -1082,7 +1047,7 @@ Test(io_core, mass_close_in_one_turn_plain, .timeout = 120)
     s.on_conn = mass_on_conn;
     s.app = a;
     srv_bind(&s);
-    int baseline = fd_count();
+    int baseline = sup_fd_count();
     static int fds[MASS_CONNS];
     for (int i = 0; i < MASS_CONNS; i++)
         fds[i] = connect_plain(s.port);
@@ -1094,11 +1059,11 @@ Test(io_core, mass_close_in_one_turn_plain, .timeout = 120)
     cr_assert(all, "on_closed ran for %ld of %d connections closed in one turn", atomic_load(&a->closed), MASS_CONNS);
     cr_assert_eq(atomic_load(&a->double_closed), 0);
     /* Every client sees its connection end. */
-    int64_t end = now_ms() + SUP_WAIT_MS;
+    int64_t end = sup_now_ms() + SUP_WAIT_MS;
     int ended = 0;
     for (int i = 0; i < MASS_CONNS; i++) {
         struct pollfd pf = {.fd = fds[i], .events = POLLIN};
-        int left = (int)(end - now_ms());
+        int left = (int)(end - sup_now_ms());
         if (poll(&pf, 1, left > 0 ? left : 0) == 1) {
             char b;
             ssize_t r = recv(fds[i], &b, 1, MSG_DONTWAIT);
@@ -1111,7 +1076,7 @@ Test(io_core, mass_close_in_one_turn_plain, .timeout = 120)
     /* Drain: the isolate exits once nothing is open, so a connection that
      * never got all its completions shows up as a drain timeout. */
     int drc = atoll_runtime_drain(rt, 10000);
-    int fdn = wait_fd_count(baseline, SUP_WAIT_MS);
+    int fdn = sup_wait_fd_count(baseline, SUP_WAIT_MS);
     cr_assert_eq(drc, 0, "drain: %s (an operation of a closed connection never completed)", atoll_error_name(drc));
     cr_assert_leq(fdn, baseline, "open descriptors: %d, baseline %d", fdn, baseline);
     sup_assert_no_failures();
@@ -1195,7 +1160,7 @@ static void wr_on_conn(srv *s, atoll_server *server, atoll_conn *c)
 Test(io_core, stop_with_open_tls_conns, .timeout = 180)
 {
     signal(SIGPIPE, SIG_IGN);
-    int baseline = fd_count();
+    int baseline = sup_fd_count();
     atoll_runtime *rt = sup_start_n(1);
     wr_app a;
     memset(&a, 0, sizeof(a));
@@ -1226,11 +1191,11 @@ Test(io_core, stop_with_open_tls_conns, .timeout = 180)
                  atomic_load(&a.closed), atomic_load(&a.delivered));
     cr_assert_eq(atomic_load(&a.double_closed), 0);
     cr_assert_eq(atomic_load(&s.closed_calls), 1, "the server's on_closed at stop");
-    int after_destroy = fd_count();
+    int after_destroy = sup_fd_count();
     for (int i = 0; i < STOP_CONNS; i++)
         tc_close(c[i]);
     atoll_security_context_release(s.ctx);
-    int after = wait_fd_count(baseline, SUP_WAIT_MS);
+    int after = sup_wait_fd_count(baseline, SUP_WAIT_MS);
     cr_assert_leq(after, baseline,
                   "open descriptors after destroy and closing the clients: %d, baseline %d "
                   "(after destroy, clients open: %d)",
@@ -1354,7 +1319,7 @@ static void *churner_main(void *arg)
 Test(io_core, stop_never_closes_host_descriptors, .timeout = 180)
 {
     signal(SIGPIPE, SIG_IGN);
-    int baseline = fd_count();
+    int baseline = sup_fd_count();
     guard g;
     memset(&g, 0, sizeof(g));
     pthread_t gt;
@@ -1405,7 +1370,7 @@ Test(io_core, stop_never_closes_host_descriptors, .timeout = 180)
     cr_assert_eq(ebadf, 0, "a client socket of the host was closed behind its back (%ld EBADF, stop %d of %d)", ebadf,
                  rounds, STOP_ROUNDS);
     cr_assert_gt(atomic_load(&g.checks), 0);
-    int after = wait_fd_count(baseline, SUP_WAIT_MS);
+    int after = sup_wait_fd_count(baseline, SUP_WAIT_MS);
     cr_assert_leq(after, baseline, "open descriptors: %d, baseline %d", after, baseline);
     sup_assert_no_failures();
 }

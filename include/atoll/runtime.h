@@ -187,8 +187,10 @@ typedef struct atoll_isolate_stats {
                                         still short after a flush); none is dropped */
     uint64_t submit_errors;        /**< io_uring submissions that failed (other than
                                         EINTR/EBUSY/EAGAIN, which are retried) */
-    uint64_t cqe_errors;           /**< completions of an unknown kind, and teardowns
-                                        that timed out waiting for cancelled ops */
+    uint64_t cqe_errors;           /**< completions of an unknown kind or with an
+                                        unexpected error (a failed cancel or close),
+                                        and teardowns that timed out waiting for
+                                        cancelled ops */
     uint64_t sockopt_errors;       /**< socket options set through the ring that failed */
 } atoll_isolate_stats;
 
