@@ -39,15 +39,52 @@ static char *name_oneline(WOLFSSL_X509_NAME *name)
 }
 
 /* ASN.1 time -> Unix seconds (struct tm in UTC, as timegm wants it). */
-static int asn1_time_to_unix(const WOLFSSL_ASN1_TIME *t, int64_t *out)
+/* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 {
-    struct tm tm = {0};
-    if (t == NULL || wolfSSL_ASN1_TIME_to_tm(t, &tm) != WOLFSSL_SUCCESS)
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool parse_digits(const unsigned char *p, int n, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* UTCTime (YYMMDDHHMMSSZ, RFC 5280: YY < 50 is 20YY) or GeneralizedTime
+ * (YYYYMMDDHHMMSSZ) to seconds since the epoch. Parsed here rather than
+ * with wolfSSL_ASN1_TIME_to_tm, which goes through libc's time zone state
+ * (tzset), shared by every thread of the process. */
+static int asn1_time_to_unix(WOLFSSL_ASN1_TIME *t, int64_t *out)
+{
+    if (t == NULL)
         return -EINVAL;
-    time_t v = timegm(&tm);
-    if (v == (time_t)-1)
+    const unsigned char *p = wolfSSL_ASN1_TIME_get_data(t);
+    int len = wolfSSL_ASN1_TIME_get_length(t);
+    unsigned year, mon, day, hh, mm, ss;
+    if (p == NULL || (len != 13 && len != 15) || p[len - 1] != 'Z')
         return -EINVAL;
-    *out = (int64_t)v;
+    int yl = len == 13 ? 2 : 4;
+    if (!parse_digits(p, yl, &year) || !parse_digits(p + yl, 2, &mon) || !parse_digits(p + yl + 2, 2, &day) ||
+        !parse_digits(p + yl + 4, 2, &hh) || !parse_digits(p + yl + 6, 2, &mm) || !parse_digits(p + yl + 8, 2, &ss))
+        return -EINVAL;
+    if (yl == 2)
+        year += year < 50 ? 2000 : 1900;
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60)
+        return -EINVAL;
+    *out = days_from_civil(year, mon, day) * 86400 + hh * 3600 + mm * 60 + ss;
     return 0;
 }
 

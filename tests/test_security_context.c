@@ -814,6 +814,18 @@ static void check_user1(const conn_result *r)
     uint8_t expected[WC_SHA256_DIGEST_SIZE];
     cr_assert_eq(wc_Sha256Hash(der, (word32)der_len, expected), 0);
     cr_assert_arr_eq(r->sha256, expected, sizeof(expected));
+
+    /* The validity, to the second, as wolfSSL and libc convert it (on this
+     * one thread: atoll parses the dates itself, away from libc's shared
+     * time zone state). */
+    WOLFSSL_X509 *x = wolfSSL_X509_load_certificate_buffer(der, der_len, WOLFSSL_FILETYPE_ASN1);
+    cr_assert_not_null(x);
+    struct tm tb = {0}, ta = {0};
+    cr_assert_eq(wolfSSL_ASN1_TIME_to_tm(wolfSSL_X509_get_notBefore(x), &tb), WOLFSSL_SUCCESS);
+    cr_assert_eq(wolfSSL_ASN1_TIME_to_tm(wolfSSL_X509_get_notAfter(x), &ta), WOLFSSL_SUCCESS);
+    wolfSSL_X509_free(x);
+    cr_assert_eq(r->not_before, (int64_t)timegm(&tb));
+    cr_assert_eq(r->not_after, (int64_t)timegm(&ta));
 }
 
 Test(security_context, client_certificate)
