@@ -15,7 +15,7 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
-#include "runtime/tls_context.h"
+#include "runtime/base/tls_context.h"
 
 struct atoll_certificate {
     uint8_t *der;

@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 
 #include "isolates/op.h"
-#include "isolates/uring_compat.h"
+#include "runtime/base/uring_compat.h"
 #include "runtime/runtime_private.h"
 
 #define ATOLL_MAX_DRAIN_HOOKS 8

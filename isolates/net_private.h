@@ -16,7 +16,7 @@
 #include "isolates/isolate_private.h"
 #include "isolates/op.h"
 #include "isolates/user_data.h"
-#include "runtime/listen.h"
+#include "runtime/base/listen.h"
 
 /* Output accepted from the application until writes go short. */
 #define ATOLL_CONN_OUT_HIGH 65536u

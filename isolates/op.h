@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "isolates/uring_compat.h"
+#include "runtime/base/uring_compat.h"
 #include "isolates/user_data.h"
 
 struct atoll_isolate;

@@ -12,6 +12,7 @@
 
 #include "isolates/net_private.h"
 #include "isolates/op.h"
+#include "runtime/base/probe.h"
 #include "isolates/user_data.h"
 
 int atoll__ring_setup(struct atoll_isolate *iso)

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/lookup_pool.h"
+#include "runtime/base/lookup_pool.h"
 #include "runtime/resolver.h"
 #include "runtime/task.h"
-#include "runtime/testing.h"
+#include "runtime/base/testing.h"
 
 typedef struct atoll_lookup {
     atoll_lookup_job job; /* first: the pool's handle is the lookup */

@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 #include "isolates/isolate_private.h"
-#include "runtime/lookup_pool.h"
+#include "runtime/base/lookup_pool.h"
+#include "runtime/base/probe.h"
 
 void atoll_runtime_options_init(atoll_runtime_options *opts)
 {

@@ -9,10 +9,10 @@
 #include <stdatomic.h>
 
 #include "atoll/atoll.h"
-#include "runtime/gate.h"
-#include "runtime/message_queue.h"
-#include "runtime/task_queue.h"
-#include "runtime/tls_context.h"
+#include "runtime/base/gate.h"
+#include "runtime/base/message_queue.h"
+#include "runtime/base/task_queue.h"
+#include "runtime/base/tls_context.h"
 
 /* Lifecycle of the runtime object (under rt->lock; mirrored in
  * rt->accepting for lock-free checks by senders). */
@@ -73,12 +73,6 @@ void atoll__flush_wakeups(void);
 /* port_table.c */
 int atoll__port_slot_alloc(atoll_runtime *rt, struct atoll_receive_port *port, uint32_t *slot, uint32_t *gen);
 void atoll__port_slot_free(atoll_runtime *rt, uint32_t slot);
-
-/* probe.c */
-/* Maps an io_uring_setup errno to atoll's code (EPERM -> URING_DISABLED, ...). */
-int atoll__uring_setup_error(int err);
-int atoll__probe(atoll_runtime_info *info, uint32_t *ring_flags);
-void atoll__wolfssl_info(atoll_runtime_info *info);
 
 /* runtime.c: an isolate reports its end. */
 void atoll__isolate_exited(atoll_runtime *rt, struct atoll_isolate *iso);

@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/listen.h"
-#include "runtime/reuseport_steer.h"
+#include "runtime/base/listen.h"
+#include "runtime/base/reuseport_steer.h"
 
 /* Attempts when a port picked for one family turns out held by some other
  * process in the other family (tests run beside other suites). */

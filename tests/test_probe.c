@@ -1,7 +1,7 @@
 /* test_probe: io_uring probe results, forced with atoll__test_probe_inject. */
 #include "support.h"
 
-#include "runtime/testing.h"
+#include "runtime/base/testing.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

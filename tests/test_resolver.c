@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/lookup_pool.h"
-#include "runtime/testing.h"
+#include "runtime/base/lookup_pool.h"
+#include "runtime/base/testing.h"
 
 /* Leaks fail the test itself: LeakSanitizer's report at process exit comes
  * after Criterion has recorded the result. */

@@ -27,7 +27,7 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
-#include "runtime/tls_context.h"
+#include "runtime/base/tls_context.h"
 
 #define CERT(name) ATOLL_TEST_CERTS_DIR "/" name
 #define PASSWORD   "dartdart"

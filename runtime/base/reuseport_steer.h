@@ -1,5 +1,5 @@
 /*
- * runtime/reuseport_steer.h: the classic BPF program that steers a
+ * runtime/base/reuseport_steer.h: the classic BPF program that steers a
  * SO_REUSEPORT group's new connections to chosen kernel indices. Internal.
  *
  * Thread: any thread; no state (callers serialise per group).

@@ -1,5 +1,5 @@
 /*
- * runtime/probe.c: the one-time io_uring probe and the facts of runtime info.
+ * runtime/base/probe.c: the one-time io_uring probe and the facts of runtime info.
  *
  * The probe creates a small ring with the flags the isolates will use and
  * turns each way that can fail into its own error code, so the host can tell
@@ -11,9 +11,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "isolates/uring_compat.h"
-#include "runtime/runtime_private.h"
-#include "runtime/testing.h"
+#include "runtime/base/uring_compat.h"
+#include "runtime/base/probe.h"
+#include "runtime/base/testing.h"
 
 #ifdef ATOLL_TESTING
 static _Atomic int atoll_inject_errno;

@@ -1,5 +1,5 @@
 /*
- * runtime/security_context.c: the security context object (atoll/tls.h):
+ * runtime/base/security_context.c: the security context object (atoll/tls.h):
  * creation, reference counting, the last error, the minimum version, and
  * the set_/use_ calls that store material, from memory or from a file.
  *
@@ -26,7 +26,7 @@
 #include <wolfssl/ssl.h>
 
 #include "atoll/error.h"
-#include "runtime/security_context_private.h"
+#include "runtime/base/security_context_private.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -1,4 +1,4 @@
-/* runtime/error.c: names and descriptions of every error code. */
+/* runtime/base/error.c: names and descriptions of every error code. */
 #include <errno.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /*
- * runtime/tls_material.c: checking and decoding the material a security
+ * runtime/base/tls_material.c: checking and decoding the material a security
  * context stores: reading material files, loading material into a
  * throw-away WOLFSSL_CTX to validate it, decoding (and decrypting) private
  * keys to DER, checking that a key is its certificate's, and splitting PEM
@@ -18,7 +18,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "atoll/error.h"
-#include "runtime/security_context_private.h"
+#include "runtime/base/security_context_private.h"
 
 /* Material files are small; anything bigger is a wrong path. */
 #define MAX_MATERIAL_FILE (16u << 20)

@@ -1,5 +1,5 @@
 /*
- * runtime/ticket_keys.c: session-ticket keys shared by every isolate, and
+ * runtime/base/ticket_keys.c: session-ticket keys shared by every isolate, and
  * the wolfSSL callback that seals and opens tickets with them.
  *
  * Ticket layout (wolfSSL owns the framing; we fill its fields):
@@ -24,7 +24,7 @@
 #include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/wolfcrypt/random.h>
 
-#include "runtime/tls_context.h"
+#include "runtime/base/tls_context.h"
 
 #define TICKET_MAGIC_SZ 8
 #define TICKET_NONCE_SZ 12

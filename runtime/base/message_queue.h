@@ -1,5 +1,5 @@
 /*
- * runtime/message_queue.h: the bounded queue behind a receive port.
+ * runtime/base/message_queue.h: the bounded queue behind a receive port.
  *
  * Many producers (any thread), one consumer (the port's isolate). A fixed
  * array of cells, each with a sequence number (Vyukov's bounded queue):

@@ -1,5 +1,5 @@
 /*
- * runtime/reuseport_steer.c: builds and attaches the classic BPF program
+ * runtime/base/reuseport_steer.c: builds and attaches the classic BPF program
  * that picks a SO_REUSEPORT group member for each new connection.
  *
  * What the kernel hands a reuseport cBPF program (verified on 6.18, see
@@ -10,7 +10,7 @@
  * (SKF_NET_OFF), which always works: IPv4 or IPv6, whatever the group's
  * family (a dual-stack [::] group receives IPv4 SYNs too).
  */
-#include "runtime/reuseport_steer.h"
+#include "runtime/base/reuseport_steer.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * runtime/listen.c: the process-wide listener registry (Dart's
+ * runtime/base/listen.c: the process-wide listener registry (Dart's
  * ListeningSocketRegistry, keyed by (family, address bytes, port)), the
  * listening sockets, and the steering of each SO_REUSEPORT group
  * (runtime/reuseport_steer.c). Rules and residual windows: docs/listening.md.
@@ -9,7 +9,7 @@
  * setsockopt that re-attaches a group's program, so concurrent state
  * changes of one group attach in the order they were decided.
  */
-#include "runtime/listen.h"
+#include "runtime/base/listen.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "atoll/error.h"
-#include "runtime/reuseport_steer.h"
+#include "runtime/base/reuseport_steer.h"
 
 typedef struct listen_group listen_group;
 

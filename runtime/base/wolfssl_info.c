@@ -1,9 +1,9 @@
-/* runtime/wolfssl_info.c: which wolfSSL atoll was built against. */
+/* runtime/base/wolfssl_info.c: which wolfSSL atoll was built against. */
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
-#include "runtime/runtime_private.h"
-#include "runtime/tls_context.h"
+#include "runtime/base/probe.h"
+#include "runtime/base/tls_context.h"
 
 #ifndef ATOLL_WOLFSSL_BUILD
 #define ATOLL_WOLFSSL_BUILD "system"

@@ -1,5 +1,5 @@
 /*
- * runtime/tls_ctx.c: the per-isolate wolfSSL contexts built from a security
+ * runtime/base/tls_ctx.c: the per-isolate wolfSSL contexts built from a security
  * context: a server context for each isolate a listener runs on, a client
  * context for outgoing connections. Each gets the context's material
  * (validated when it was set), the cipher and group preferences, and, for
@@ -13,7 +13,7 @@
 #include <wolfssl/ssl.h>
 
 #include "atoll/error.h"
-#include "runtime/security_context_private.h"
+#include "runtime/base/security_context_private.h"
 
 /* Server preference, strongest-fast first. ECDSA and RSA variants side by
  * side: the certificate decides which ones can be chosen. */

@@ -1,5 +1,5 @@
 /*
- * runtime/lookup_pool.c: a bounded pool of detached worker threads whose
+ * runtime/base/lookup_pool.c: a bounded pool of detached worker threads whose
  * state outlives the runtime that owns it (see lookup_pool.h for the rules).
  */
 #include <errno.h>
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 
 #include "atoll/error.h"
-#include "runtime/lookup_pool.h"
-#include "runtime/testing.h"
+#include "runtime/base/lookup_pool.h"
+#include "runtime/base/testing.h"
 
 struct atoll_lookup_pool {
     pthread_mutex_t lock; /* everything below */

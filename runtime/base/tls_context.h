@@ -1,5 +1,5 @@
 /*
- * runtime/tls_context.h: what the isolates need from a security context and
+ * runtime/base/tls_context.h: what the isolates need from a security context and
  * from the runtime's session-ticket keys. Internal.
  */
 #ifndef ATOLL_RUNTIME_TLS_CONTEXT_H

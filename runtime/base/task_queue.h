@@ -1,5 +1,5 @@
 /*
- * runtime/task_queue.h: the unbounded intrusive queue of an isolate's inbox
+ * runtime/base/task_queue.h: the unbounded intrusive queue of an isolate's inbox
  * (tasks to run, replies to deliver).
  *
  * Many producers, one consumer, no allocation: the task is the node.

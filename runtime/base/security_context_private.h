@@ -1,5 +1,5 @@
 /*
- * runtime/security_context_private.h: the inside of a security context
+ * runtime/base/security_context_private.h: the inside of a security context
  * (atoll/tls.h), shared by the files that keep it (security_context.c),
  * check and decode its material (tls_material.c) and build wolfSSL contexts
  * from it (tls_ctx.c). Internal: runtime/tls_context.h is what the isolates
@@ -16,7 +16,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
-#include "runtime/tls_context.h"
+#include "runtime/base/tls_context.h"
 
 /* One blob of material as given (PEM text or DER bytes). */
 typedef struct atoll_blob {

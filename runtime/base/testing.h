@@ -1,5 +1,5 @@
 /*
- * runtime/testing.h: fault-injection hooks, compiled only into the test build
+ * runtime/base/testing.h: fault-injection hooks, compiled only into the test build
  * of the library (ATOLL_TESTING). Never part of the installed API.
  */
 #ifndef ATOLL_RUNTIME_TESTING_H

@@ -1,5 +1,5 @@
 /*
- * isolates/uring_compat.h: the few io_uring names that liburing 2.3 (Debian
+ * runtime/base/uring_compat.h: the few io_uring names that liburing 2.3 (Debian
  * bookworm) and its bundled kernel headers lack. Only constants and tiny
  * helpers; never a copy of liburing.
  */

@@ -1,4 +1,4 @@
-/* runtime/address.c: atoll_address helpers. */
+/* runtime/base/address.c: atoll_address helpers. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * runtime/lookup_pool.h: the runtime's small pool of threads for blocking
+ * runtime/base/lookup_pool.h: the runtime's small pool of threads for blocking
  * work that must stay off the loops (host lookups). Internal.
  *
  * Bounds: at most ATOLL_LOOKUP_THREADS worker threads per runtime, started

@@ -1,5 +1,5 @@
-/* runtime/message_queue.c: allocation of a receive port's bounded queue. */
-#include "runtime/message_queue.h"
+/* runtime/base/message_queue.c: allocation of a receive port's bounded queue. */
+#include "runtime/base/message_queue.h"
 
 #include <errno.h>
 #include <stdlib.h>

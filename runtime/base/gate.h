@@ -1,5 +1,5 @@
 /*
- * runtime/gate.h: a gate that many threads pass through and one owner closes.
+ * runtime/base/gate.h: a gate that many threads pass through and one owner closes.
  *
  * Senders (any thread) enter, check the gate is open, do their short work
  * (enqueue, wake) and leave. The owner closes the gate and may reclaim what

@@ -1,5 +1,5 @@
 /*
- * runtime/listen.h: the process-wide listener registry, listening sockets
+ * runtime/base/listen.h: the process-wide listener registry, listening sockets
  * and the runtime-owned steering of SO_REUSEPORT groups. Internal.
  *
  * Thread: every function may be called from any thread (isolates bind and
