@@ -94,7 +94,7 @@ static const atoll_obj_type atoll_req_type = {
 
 /* Reported: the owner's reference goes; the lookup, the connect op or the
  * handshaking connection may still hold theirs. */
-static void atoll_req_maybe_free(struct atoll_connect_req *req)
+static void atoll_req_release(struct atoll_connect_req *req)
 {
     if (req->done && !req->owner_dropped) {
         req->owner_dropped = true;
@@ -173,7 +173,7 @@ void atoll__client_done(struct atoll_connect_req *req, struct atoll_conn *c, int
         req->conn = NULL;
     }
     atoll_req_report(req, c, status);
-    atoll_req_maybe_free(req);
+    atoll_req_release(req);
     if (linked)
         atoll__obj_unref(&req->obj);
 }
@@ -461,7 +461,7 @@ int atoll_connect(atoll_isolate *self, const char *host, int port, const atoll_c
         req->lookup_pending = false;
         req->done = true; /* the caller hears through the return value */
         atoll__obj_unref(&req->obj);
-        atoll_req_maybe_free(req);
+        atoll_req_release(req);
         return ret;
     }
     return 0;
@@ -481,7 +481,7 @@ void atoll__client_teardown(atoll_net *net)
         else
             atoll_req_report(req, NULL, ATOLL_E_STOPPED);
         req->done = true;
-        atoll_req_maybe_free(req);
+        atoll_req_release(req);
     }
     atoll_client_ctxs_free(net);
 }

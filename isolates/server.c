@@ -1,7 +1,8 @@
 /*
  * isolates/server.c: a server socket on one isolate: bind (after an
- * off-loop lookup), multishot accept with back-off, pause/resume through the
- * runtime's steering, graceful close, delivery of handshaked connections.
+ * off-loop lookup), accepts into direct descriptors with back-off and the
+ * connection cap, pause/resume through the runtime's steering, graceful
+ * close, delivery of handshaked connections.
  */
 #include <errno.h>
 #include <stdlib.h>

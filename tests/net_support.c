@@ -43,9 +43,20 @@ static bool ns_flush(atoll_conn *c, ns_conn *nc)
     return true;
 }
 
+/* True once the isolate of `c` has met an empty receive-buffer ring. */
+static bool ns_ring_ran_dry(ns_app *app, atoll_conn *c)
+{
+    atoll_isolate_stats st;
+    if (atoll_runtime_isolate_stats(app->rt, atoll_isolate_id(atoll_conn_isolate(c)), &st) != 0)
+        return true;
+    return st.recv_enobufs > 0;
+}
+
 static void ns_on_read(atoll_conn *c, void *user)
 {
     ns_conn *nc = user;
+    if (nc->app->hold_until_enobufs && !ns_ring_ran_dry(nc->app, c))
+        return; /* level-style: on_read comes again next turn */
     if (!ns_flush(c, nc))
         return;
     for (;;) {

@@ -39,6 +39,9 @@ typedef struct ns_app {
     bool echo;      /* echo what is read; shutdown(send) after read-closed */
     bool autostart; /* start accepting as soon as bound */
     bool http;      /* answer each read with a fixed HTTP response, then close */
+    /* echo: read nothing until the isolate's receive-buffer ring has run
+     * dry once (recv_enobufs > 0), so connections hold their share */
+    bool hold_until_enobufs;
     atoll_server_options opts;
     atoll_security_context *ctx;
     _Atomic long conns_closed;

@@ -432,10 +432,9 @@ static void *bulk_echo(void *arg)
 }
 
 /* 8 receive buffers of 1 KiB for 24 connections echoing 300 KB each at
- * once (each arms one recv at a time, so three times more connections
- * than buffers):
- * the ring runs dry (ENOBUFS) again and again; that is flow control, every
- * byte still arrives in order. */
+ * once, each allowed to hold all 8, and an application that reads nothing
+ * until the ring has run dry once (so it surely does): ENOBUFS is flow
+ * control, every byte still arrives in order. */
 Test(server, buffer_ring_exhaustion_is_flow_control, .timeout = 120)
 {
     atoll_runtime_options o;
@@ -446,6 +445,7 @@ Test(server, buffer_ring_exhaustion_is_flow_control, .timeout = 120)
     atoll_runtime *rt = sup_start(&o);
     ns_app app;
     ns_app_init(&app, rt);
+    app.hold_until_enobufs = true;
     ns_server s;
     cr_assert_eq(ns_bind(&app, &s, 0, "127.0.0.1", 0), 0);
     pthread_t th[24];

@@ -59,7 +59,8 @@ typedef struct atoll_connect_options {
  *  NULL with an error: ATOLL_E_LOOKUP, -ECONNREFUSED, ATOLL_E_TIMEDOUT,
  *  ATOLL_E_CERTIFICATE (verification or name mismatch),
  *  ATOLL_E_TLS_MATERIAL (ca_file unreadable or not PEM certificates),
- *  ATOLL_E_HANDSHAKE, ATOLL_E_PEER_CLOSED, ... */
+ *  ATOLL_E_HANDSHAKE, ATOLL_E_PEER_CLOSED, ATOLL_E_CONN_CAP (the isolate
+ *  holds conns_per_isolate connections already), ... */
 typedef void (*atoll_connect_fn)(atoll_conn *conn, int status, void *user);
 
 /**

@@ -4,7 +4,12 @@
  *
  * Events (all on the owning isolate):
  * - on_read: level-style; runs each turn while decrypted bytes are
- *   buffered, read events are enabled and the connection is not paused.
+ *   buffered, read events are enabled and the connection is not paused,
+ *   however much the previous call read (Dart: re-emitted while data
+ *   remains). A connection whose application does not read stops receiving
+ *   once it holds its share of the isolate's receive buffers
+ *   (atoll_runtime_options.recv_buffers_per_conn); its peer then waits on
+ *   TCP flow control, and the isolate's other connections keep flowing.
  * - on_write: one-shot; runs when write events are enabled and the write
  *   buffer has room, then write events are disabled until re-enabled.
  * - on_read_closed: once, after the peer's end of stream was seen and every
@@ -111,7 +116,14 @@ ATOLL_API const atoll_address *atoll_conn_address(const atoll_conn *conn, uint16
  *  in IPv4-mapped form). */
 ATOLL_API const atoll_address *atoll_conn_remote_address(const atoll_conn *conn, uint16_t *port);
 
-/** Sets TCP_NODELAY. Returns 0 or a negated errno. Thread: owning isolate. */
+/**
+ * Sets TCP_NODELAY, through the ring (the socket is a direct descriptor of
+ * the isolate's ring, not a process descriptor). Returns 0 once queued (a
+ * failure is counted in atoll_isolate_stats.sockopt_errors),
+ * ATOLL_E_CLOSED after close, -EOPNOTSUPP on kernels before 6.7
+ * (atoll_runtime_info.ring_sockopt), -EINVAL for NULL.
+ * Thread: the owning isolate.
+ */
 ATOLL_API int atoll_conn_set_nodelay(atoll_conn *conn, bool enabled);
 
 /** The ALPN protocol selected in the handshake, or NULL when none (and
