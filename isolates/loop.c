@@ -69,19 +69,6 @@ static void atoll_cqe_dispatch(struct atoll_isolate *iso, const struct io_uring_
         atoll__op_cqe_done(iso, cqe);
 }
 
-static void atoll_reap(struct atoll_isolate *iso)
-{
-    struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
-    io_uring_for_each_cqe(&iso->ring, head, cqe)
-    {
-        atoll_cqe_dispatch(iso, cqe);
-        n++;
-    }
-    io_uring_cq_advance(&iso->ring, n);
-    atoll_stat_add(&iso->stats.cqes, n);
-}
-
 static void atoll_run_drain_hooks(struct atoll_isolate *iso)
 {
     iso->drained = true;
@@ -144,7 +131,7 @@ static void atoll_turn(struct atoll_isolate *iso)
     iso->now_ns = atoll_clock_ns();
     atoll_stat_add(&iso->stats.loop_turns, 1);
 
-    atoll_reap(iso);
+    atoll__ops_reap(iso, atoll_cqe_dispatch);
     atoll__timers_run(iso);
     iso->more_work = false;
     atoll__net_turn(iso);

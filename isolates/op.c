@@ -151,6 +151,27 @@ void atoll__ops_free_dead(struct atoll_isolate *iso)
     }
 }
 
+unsigned atoll__ops_reap(struct atoll_isolate *iso, void (*handle)(struct atoll_isolate *, const struct io_uring_cqe *))
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&iso->ring, head, cqe)
+    {
+        handle(iso, cqe);
+        n++;
+    }
+    io_uring_cq_advance(&iso->ring, n);
+    atoll_stat_add(&iso->stats.cqes, n);
+    return n;
+}
+
+/* Teardown's handler: no object handler runs, the op only ends. */
+static void atoll_op_account_only(struct atoll_isolate *iso, const struct io_uring_cqe *cqe)
+{
+    if (atoll__op_kind_counted(atoll_ud_kind(io_uring_cqe_get_data64(cqe))))
+        atoll__op_cqe_done(iso, cqe);
+}
+
 static uint64_t atoll_ms_now(void)
 {
     struct timespec ts;
@@ -187,14 +208,7 @@ int atoll__ops_shutdown(struct atoll_isolate *iso, uint32_t timeout_ms)
         int ret = io_uring_submit_and_wait_timeout(&iso->ring, &cqe, 1, &ts, NULL);
         if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY)
             atoll_stat_add(&iso->stats.submit_errors, 1);
-        unsigned head, n = 0;
-        io_uring_for_each_cqe(&iso->ring, head, cqe)
-        {
-            if (atoll__op_kind_counted(atoll_ud_kind(io_uring_cqe_get_data64(cqe))))
-                atoll__op_cqe_done(iso, cqe);
-            n++;
-        }
-        io_uring_cq_advance(&iso->ring, n);
+        atoll__ops_reap(iso, atoll_op_account_only);
         if (ops->live && atoll_ms_now() >= deadline)
             return -ETIMEDOUT;
     }

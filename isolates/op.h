@@ -99,6 +99,11 @@ bool atoll__op_kind_counted(enum atoll_ud_kind kind);
  * (stats.submit_errors). Returns io_uring_submit's result. */
 int atoll__op_submit(struct atoll_isolate *iso);
 
+/* Hands every CQE in the ring to `handle`, then advances the CQ (counted
+ * in stats.cqes). Returns how many. */
+unsigned atoll__ops_reap(struct atoll_isolate *iso,
+                         void (*handle)(struct atoll_isolate *, const struct io_uring_cqe *));
+
 /* Start of a turn: runs the `issue` of every object deferred so far. */
 void atoll__ops_run_deferred(struct atoll_isolate *iso);
 /* End of a turn: frees every object whose last reference went. */

@@ -83,28 +83,6 @@ static atoll_security_context *server_ctx(void)
     return ctx;
 }
 
-/* Writes n pattern bytes, reads them back. 0 or a negative code. */
-static int tls_echo(tc_conn *c, size_t n)
-{
-    uint8_t *out = malloc(n), *in = malloc(n);
-    for (size_t i = 0; i < n; i++)
-        out[i] = pattern_at(i);
-    int rc = tc_write_all(c, out, n);
-    size_t got = 0;
-    while (rc == 0 && got < n) {
-        ssize_t r = tc_read(c, in + got, n - got);
-        if (r <= 0)
-            rc = r < 0 ? (int)r : -EPROTO;
-        else
-            got += (size_t)r;
-    }
-    if (rc == 0 && memcmp(in, out, n))
-        rc = -EPROTO;
-    free(out);
-    free(in);
-    return rc;
-}
-
 /* ---- a raw wolfSSL client over a socket the test owns ------------------ */
 
 /* For what tls_client.h cannot do: a handshake over a socket made before
@@ -624,7 +602,7 @@ Test(io_core, nonreading_tls_conns_do_not_starve_handshakes, .timeout = 90)
     char why[256];
     snprintf(why, sizeof(why), "%s", tc_error_string(NULL));
     if (rc == 0)
-        rc = tls_echo(c, 4096);
+        rc = tc_echo(c, 4096);
     atoll_isolate_stats st;
     atoll_runtime_isolate_stats(rt, 0, &st);
     cr_assert_eq(rc, 0,
@@ -884,7 +862,7 @@ static void churn_client(int index, void *arg)
         tc_conn *c;
         int rc = tc_connect(&c, &o);
         if (rc == 0) {
-            rc = tls_echo(c, 64);
+            rc = tc_echo(c, 64);
             if (rc != 0) {
                 pthread_mutex_lock(&t->mu);
                 snprintf(t->last, sizeof(t->last), "echo: %s (%s)", atoll_error_name(rc), tc_error_string(c));

@@ -43,27 +43,6 @@ static tc_options client_opts(uint16_t port)
     return o;
 }
 
-static int tls_echo(tc_conn *c, size_t n)
-{
-    uint8_t *out = malloc(n), *in = malloc(n);
-    for (size_t i = 0; i < n; i++)
-        out[i] = (uint8_t)(i & 0xff);
-    int rc = tc_write_all(c, out, n);
-    size_t got = 0;
-    while (rc == 0 && got < n) {
-        ssize_t r = tc_read(c, in + got, n - got);
-        if (r <= 0)
-            rc = r < 0 ? (int)r : -EPROTO;
-        else
-            got += (size_t)r;
-    }
-    if (rc == 0 && memcmp(in, out, n))
-        rc = -EPROTO;
-    free(out);
-    free(in);
-    return rc;
-}
-
 static void wait_errors(ns_server *s, long n)
 {
     cr_assert(sup_latch_wait(&s->errored, n, SUP_WAIT_MS), "server errors: %ld, want %ld", atomic_load(&s->errors), n);
@@ -82,8 +61,8 @@ Test(tls, simple_connect_and_echo, .timeout = 60)
     tc_conn *c;
     int rc = tc_connect(&c, &o);
     cr_assert_eq(rc, 0, "connect: %d %s", rc, tc_error_string(NULL));
-    cr_assert_eq(tls_echo(c, 1000), 0);
-    cr_assert_eq(tls_echo(c, 200000), 0, "larger than one record and one output buffer");
+    cr_assert_eq(tc_echo(c, 1000), 0);
+    cr_assert_eq(tc_echo(c, 200000), 0, "larger than one record and one output buffer");
     cr_assert_eq(atomic_load(&s.connections), 1);
     cr_assert_str_eq(s.peer_subject, "", "no client certificate was sent");
     cr_assert_str_eq(s.alpn, "");
@@ -151,10 +130,10 @@ Test(tls, client_certificates_request_and_require, .timeout = 90)
         tc_conn *c;
         int rc = tc_connect(&c, &o);
         if (rc == 0 && !cases[k].ok)
-            rc = tls_echo(c, 10); /* TLS 1.3: the client learns on its first read (H4) */
+            rc = tc_echo(c, 10); /* TLS 1.3: the client learns on its first read (H4) */
         if (cases[k].ok) {
             cr_assert_eq(rc, 0, "case %d: %d %s", k, rc, tc_error_string(NULL));
-            cr_assert_eq(tls_echo(c, 100), 0);
+            cr_assert_eq(tc_echo(c, 100), 0);
             if (cases[k].send) {
                 cr_assert(strstr(s.peer_subject, "user1"), "subject %s", s.peer_subject);
                 cr_assert(strstr(s.peer_issuer, "clientauthority"), "issuer %s", s.peer_issuer);
@@ -187,7 +166,7 @@ Test(tls, client_certificates_request_and_require, .timeout = 90)
     tc_conn *c;
     int rc = tc_connect(&c, &o);
     if (rc == 0) {
-        rc = tls_echo(c, 10);
+        rc = tc_echo(c, 10);
         tc_close(c);
     }
     cr_assert_neq(rc, 0);
@@ -228,7 +207,7 @@ Test(tls, alpn_server_preference_and_no_overlap, .timeout = 90)
         tc_conn *c;
         int rc = tc_connect(&c, &o);
         cr_assert_eq(rc, 0, "case %zu: %s", k, tc_error_string(NULL));
-        cr_assert_eq(tls_echo(c, 10), 0);
+        cr_assert_eq(tc_echo(c, 10), 0);
         const char *got = tc_selected_alpn(c);
         if (cases[k].want) {
             cr_assert(got && !strcmp(got, cases[k].want), "case %zu: client sees %s", k, got ? got : "NULL");
@@ -307,7 +286,7 @@ Test(tls, bad_clients_each_one_error_server_keeps_serving, .timeout = 90)
         tc_options o = client_opts(s.port);
         tc_conn *c;
         cr_assert_eq(tc_connect(&c, &o), 0, "good client after bad case %d: %s", k, tc_error_string(NULL));
-        cr_assert_eq(tls_echo(c, 100), 0);
+        cr_assert_eq(tc_echo(c, 100), 0);
         tc_close(c);
     }
     cr_assert_eq(atomic_load(&s.connections), 4);
@@ -529,7 +508,7 @@ static void *tls_churn_client(void *arg)
         tc_conn *c;
         int rc = tc_connect(&c, &o);
         if (rc == 0) {
-            rc = tls_echo(c, 64);
+            rc = tc_echo(c, 64);
             tc_close(c);
         }
         if (rc != 0) {
@@ -622,11 +601,11 @@ Test(tls, close_server_keeps_delivered_connections, .timeout = 60)
     for (int i = 0; i < 3; i++) {
         tc_options o = client_opts(s.port);
         cr_assert_eq(tc_connect(&c[i], &o), 0);
-        cr_assert_eq(tls_echo(c[i], 10), 0);
+        cr_assert_eq(tc_echo(c[i], 10), 0);
     }
     cr_assert_eq(ns_close(&s), 0, "the server closes while its connections live");
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(tls_echo(c[i], 1000), 0, "connection %d after the server closed", i);
+        cr_assert_eq(tc_echo(c[i], 1000), 0, "connection %d after the server closed", i);
         tc_close(c[i]);
     }
     cr_assert(sup_latch_wait(&app.conn_closed, 3, SUP_WAIT_MS));

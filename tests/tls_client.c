@@ -362,3 +362,29 @@ const char *tc_error_string(const tc_conn *c)
 {
     return c != NULL ? c->error : connect_error;
 }
+
+int tc_echo(tc_conn *c, size_t n)
+{
+    uint8_t *out = malloc(n), *in = malloc(n);
+    if (!out || !in) {
+        free(out);
+        free(in);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t)(i & 0xff);
+    int rc = tc_write_all(c, out, n);
+    size_t got = 0;
+    while (rc == 0 && got < n) {
+        ssize_t r = tc_read(c, in + got, n - got);
+        if (r <= 0)
+            rc = r < 0 ? (int)r : -EPROTO;
+        else
+            got += (size_t)r;
+    }
+    if (rc == 0 && memcmp(in, out, n))
+        rc = -EPROTO;
+    free(out);
+    free(in);
+    return rc;
+}

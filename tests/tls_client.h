@@ -66,6 +66,10 @@ int tc_write_all(tc_conn *c, const void *buf, size_t len);
 /** Reads up to len bytes: the count, 0 on close_notify or EOF, <0 error. */
 ssize_t tc_read(tc_conn *c, void *buf, size_t len);
 
+/** Writes n pattern bytes and reads them back from an echo server.
+ *  0, a negative code, or -EPROTO (early close or different bytes). */
+int tc_echo(tc_conn *c, size_t n);
+
 /** The ALPN protocol the server selected, or NULL. Valid until tc_close. */
 const char *tc_selected_alpn(tc_conn *c);
 
