@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -151,7 +152,26 @@ static int connect_socket(tc_conn *c, const tc_options *o, const char *host)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         /* SO_SNDTIMEO also bounds a blocking connect() on Linux. */
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        int cr = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (cr < 0 && errno == EINTR) {
+            /* A signal cut the wait short; the connect goes on: wait for
+             * it to finish and take its outcome. */
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            int pr;
+            do
+                pr = poll(&p, 1, timeout_ms);
+            while (pr < 0 && errno == EINTR);
+            int err = 0;
+            socklen_t el = sizeof(err);
+            if (pr == 0)
+                errno = EINPROGRESS;
+            else if (pr < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+                err = errno;
+            cr = pr > 0 && err == 0 ? 0 : -1;
+            if (pr > 0 && err)
+                errno = err;
+        }
+        if (cr == 0) {
             c->fd = fd;
             rc = 0;
             break;
@@ -365,7 +385,8 @@ const char *tc_error_string(const tc_conn *c)
 
 int tc_echo(tc_conn *c, size_t n)
 {
-    uint8_t *out = malloc(n), *in = malloc(n);
+    /* calloc: n may be 0, and gcc -O2 then sees uninitialized bytes */
+    uint8_t *out = calloc(n ? n : 1, 1), *in = calloc(n ? n : 1, 1);
     if (!out || !in) {
         free(out);
         free(in);
