@@ -234,7 +234,7 @@ static void atoll_client_ctxs_free(atoll_net *net)
     }
 }
 
-int atoll__tls_client_init(struct atoll_conn *c)
+static int atoll_tls_client_init(struct atoll_conn *c)
 {
     struct atoll_connect_req *req = c->client;
     int err = 0;
@@ -314,7 +314,7 @@ void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe
     }
     c->tls = true;
     c->state = ATOLL_CONN_HANDSHAKE;
-    ret = atoll__tls_client_init(c);
+    ret = atoll_tls_client_init(c);
     if (ret < 0) {
         atoll__conn_fail(c, ret);
         return;

@@ -50,19 +50,12 @@ static void atoll_cqe_dispatch(struct atoll_isolate *iso, const struct io_uring_
             atoll__wake_eventfd(iso->rt->isolates[target]);
         break;
     }
-    case ATOLL_UD_ACCEPT:
-    case ATOLL_UD_RECV:
-    case ATOLL_UD_SEND:
-    case ATOLL_UD_SHUTDOWN:
-    case ATOLL_UD_CLOSE:
-    case ATOLL_UD_CANCEL:
-    case ATOLL_UD_CONNECT:
-    case ATOLL_UD_SOCKOPT:
-        if (iso->net)
-            atoll__net_cqe(iso, cqe);
-        break;
     default:
-        atoll_stat_add(&iso->stats.cqe_errors, 1); /* unknown kind: a bug */
+        /* Every other op kind belongs to a socket object (op.c's list). */
+        if (!atoll__op_kind_counted(atoll_ud_kind(ud)))
+            atoll_stat_add(&iso->stats.cqe_errors, 1); /* unknown kind: a bug */
+        else if (iso->net)
+            atoll__net_cqe(iso, cqe);
         break;
     }
     if (atoll__op_kind_counted(atoll_ud_kind(ud)))

@@ -228,9 +228,22 @@ void atoll__server_conn_done(struct atoll_server *s, struct atoll_conn *c, int s
  * the reference it held on the server. */
 void atoll__server_conn_abandon(struct atoll_server *s);
 void atoll__server_teardown(struct atoll_server *s);
+/* server.c, for server_accept.c: ends a closing server once nothing refers
+ * to it; gives the listening socket back to the registry. */
+void atoll__server_maybe_finish(struct atoll_server *s);
+void atoll__server_release_member(struct atoll_server *s);
+
+/* server_accept.c */
 /* Arms the server's accepts if it wants them (after a connection-cap pause
  * or a deferral). */
 void atoll__server_rearm(struct atoll_server *s);
+/* Cancels every accept of the server (one cancel on its listening socket). */
+void atoll__server_cancel_accept(struct atoll_server *s);
+/* The op layer's `issue` for servers: whatever accepting still wants. */
+void atoll__server_issue(atoll_obj *o);
+/* Closing with live siblings: keep accepting what is queued here, linger,
+ * then drain the queue and give the socket back. No client is reset. */
+void atoll__server_retire(struct atoll_server *s);
 /* Starts connections accepted beyond last turn's budget. */
 void atoll__server_run_pending(struct atoll_server *s);
 
@@ -283,7 +296,6 @@ void atoll__conn_fail_reason(struct atoll_conn *c, int status, const char *reaso
 void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe *cqe);
 /* The client handshake finished (status 0) or failed: report and let go. */
 void atoll__client_done(struct atoll_connect_req *req, struct atoll_conn *c, int status);
-int atoll__tls_client_init(struct atoll_conn *c);
 /* Isolate exit: pending requests hear ATOLL_E_STOPPED; contexts freed. */
 void atoll__client_teardown(atoll_net *net);
 

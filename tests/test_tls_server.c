@@ -33,14 +33,7 @@ static atoll_security_context *server_ctx(void)
 
 static tc_options client_opts(uint16_t port)
 {
-    tc_options o;
-    memset(&o, 0, sizeof(o));
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.family = AF_INET;
-    o.ca_file = CERT("trusted_certs.pem");
-    o.timeout_ms = 10000;
-    return o;
+    return tc_loopback(port, CERT("trusted_certs.pem"), 10000);
 }
 
 static void wait_errors(ns_server *s, long n)

@@ -409,3 +409,15 @@ int tc_echo(tc_conn *c, size_t n)
     free(in);
     return rc;
 }
+
+tc_options tc_loopback(uint16_t port, const char *ca_file, int timeout_ms)
+{
+    tc_options o;
+    memset(&o, 0, sizeof(o));
+    o.host = "127.0.0.1";
+    o.port = port;
+    o.family = AF_INET;
+    o.ca_file = ca_file;
+    o.timeout_ms = timeout_ms;
+    return o;
+}

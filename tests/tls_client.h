@@ -60,6 +60,9 @@ typedef struct tc_options {
  */
 int tc_connect(tc_conn **out, const tc_options *o);
 
+/** Options for a TLS 1.2/1.3 client to 127.0.0.1:port trusting ca_file. */
+tc_options tc_loopback(uint16_t port, const char *ca_file, int timeout_ms);
+
 /** Writes all of buf. Returns 0 or a negative code (see tc_connect). */
 int tc_write_all(tc_conn *c, const void *buf, size_t len);
 
