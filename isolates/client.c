@@ -14,7 +14,7 @@
 
 #include "isolates/net_private.h"
 #include "isolates/op.h"
-#include "runtime/resolver.h"
+#include "isolates/resolver.h"
 
 struct atoll_connect_req {
     atoll_obj obj; /* first: user_data payloads point here */

@@ -188,7 +188,7 @@ int atoll_conn_set_nodelay(atoll_conn *c, bool enabled)
         return -EINVAL;
     if (c->fd < 0 || c->state == ATOLL_CONN_CLOSING || c->state == ATOLL_CONN_DEAD)
         return ATOLL_E_CLOSED;
-    if (!c->iso->rt->info.ring_sockopt)
+    if (!c->iso->info->ring_sockopt)
         return -EOPNOTSUPP; /* a direct descriptor has no setsockopt() before Linux 6.7 */
     c->nodelay_val = enabled ? 1 : 0;
     c->nodelay_pending = true;

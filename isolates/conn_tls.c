@@ -80,7 +80,7 @@ int atoll__tls_ctx_for_server(struct atoll_server *s)
         return -ENOMEM;
     net->tls_ctxs = e;
     WOLFSSL_CTX *ctx;
-    int ret = atoll__tls_server_ctx_new(s->sctx, tickets ? &s->iso->rt->tickets : NULL, &ctx);
+    int ret = atoll__tls_server_ctx_new(s->sctx, tickets ? s->iso->tickets : NULL, &ctx);
     if (ret < 0)
         return ret;
     atoll__tls_set_io(ctx);

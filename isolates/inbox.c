@@ -1,12 +1,55 @@
 /*
- * isolates/inbox.c: an isolate's inbox on the receiving side: run the tasks
- * submitted to it, deliver the replies to tasks it submitted.
+ * isolates/inbox.c: an isolate's inbox. Any thread pushes tasks into it
+ * (through its gate, then wakes it); the isolate runs the tasks submitted to
+ * it and delivers the replies to tasks it submitted.
  */
+#include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 
 #include "isolates/isolate_private.h"
-#include "runtime/task.h"
+#include "isolates/task.h"
+
+int atoll__inbox_push(struct atoll_isolate *target, struct atoll_task *t)
+{
+    if (!atoll_gate_enter(&target->inbox_gate, 0))
+        return ATOLL_E_PORT_CLOSED;
+    atoll_tq_push(&target->inbox, &t->node);
+    atoll__wake(target);
+    atoll_gate_leave(&target->inbox_gate);
+    return 0;
+}
+
+/* The target ran the task, or dropped it (status ATOLL_E_CANCELED): send the
+ * outcome where it belongs. Runs on the target's thread. */
+void atoll__task_finish(struct atoll_task *t, int status, void *result)
+{
+    t->status = status;
+    t->result = result;
+    if (!t->origin) {
+        if (t->done)
+            t->done(status, result, t->user);
+        free(t);
+        return;
+    }
+    t->kind = ATOLL_TASK_REPLY;
+    if (atoll__inbox_push(t->origin, t) < 0)
+        free(t); /* the origin exited: its reply is discarded, as documented */
+}
+
+int atoll__post(struct atoll_isolate *target, atoll_post_fn fn, void *arg)
+{
+    struct atoll_task *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->kind = ATOLL_TASK_POST;
+    t->post = fn;
+    t->arg = arg;
+    int ret = atoll__inbox_push(target, t);
+    if (ret < 0)
+        free(t);
+    return ret;
+}
 
 /* Most inbox items handled per turn; the rest wait for the next turn. */
 #define ATOLL_INBOX_TURN_BUDGET 4096u

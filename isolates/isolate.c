@@ -1,7 +1,22 @@
-/* isolates/isolate.c: what code inside an isolate asks of it. */
+/* isolates/isolate.c: what code inside an isolate asks of it, and which
+ * isolate the calling thread runs. */
 #include <errno.h>
 
 #include "isolates/isolate_private.h"
+
+/* The isolate running on this thread; NULL on host threads. Thread-local,
+ * so no thread sees another's. */
+static _Thread_local struct atoll_isolate *atoll_current;
+
+atoll_isolate *atoll_isolate_current(void)
+{
+    return atoll_current;
+}
+
+void atoll__set_current(struct atoll_isolate *iso)
+{
+    atoll_current = iso;
+}
 
 uint32_t atoll_isolate_id(const atoll_isolate *iso)
 {

@@ -9,9 +9,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "atoll/atoll.h"
 #include "isolates/op.h"
+#include "runtime/base/gate.h"
+#include "runtime/base/message_queue.h"
+#include "runtime/base/port_table.h"
+#include "runtime/base/task_queue.h"
+#include "runtime/base/tls_context.h"
 #include "runtime/base/uring_compat.h"
-#include "runtime/runtime_private.h"
 
 #define ATOLL_MAX_DRAIN_HOOKS 8
 
@@ -40,9 +45,18 @@ typedef struct atoll_isolate_counters {
 struct atoll_timer;
 struct atoll_net;
 
+struct atoll_lookup_pool;
+
 struct atoll_isolate {
-    /* [any] fixed at creation */
-    atoll_runtime *rt;
+    /* [any] fixed at creation. What the isolate shares with the rest of
+     * its runtime is handed down as these pointers (the runtime object
+     * itself is opaque here: runtime/ sits above isolates/). */
+    atoll_runtime *rt;                  /* only compared and returned */
+    const atoll_runtime_options *opts;  /* the runtime's, final */
+    const atoll_runtime_info *info;     /* the runtime's, final */
+    atoll_ticket_keys *tickets;         /* session-ticket keys of the runtime */
+    atoll_port_table *port_table;       /* slots behind send handles */
+    struct atoll_lookup_pool *lookups;  /* host lookups off the loop */
     uint32_t id;
     bool pool;
     atoll_entry_fn entry;
@@ -106,9 +120,27 @@ void atoll__ring_release(struct atoll_isolate *iso);
  * the SQ is short it stays unarmed and the next turn retries. */
 void atoll__arm_eventfd(struct atoll_isolate *iso);
 
-/* loop.c: runs entry and the loop; returns the final status. */
+/* loop.c: sets the ring up; on failure releases what was made and returns
+ * the error (the isolate then never runs). Thread: the isolate's. */
+int atoll__loop_setup(struct atoll_isolate *iso);
+/* loop.c: runs entry and the loop until the isolate exits, then tears it
+ * down; returns the final status. Thread: the isolate's, after setup. */
 int atoll__loop_run(struct atoll_isolate *iso);
 bool atoll__on_owner_thread(const struct atoll_isolate *iso);
+
+/* isolate.c: makes `iso` the calling thread's isolate (NULL: none), the
+ * one atoll_isolate_current() returns. Thread: the isolate's own. */
+void atoll__set_current(struct atoll_isolate *iso);
+
+/* wake.c: makes `target` run its inbox and ports at its next turn; a burst
+ * of wakeups coalesces into one. Thread: any. */
+void atoll__wake(struct atoll_isolate *target);
+/* wake.c: the eventfd wakeup, the fallback after a failed MSG_RING.
+ * Thread: any. */
+void atoll__wake_eventfd(struct atoll_isolate *target);
+/* wake.c: submits the calling isolate's pending wakeups now (see there).
+ * Thread: any (a no-op off an isolate). */
+void atoll__flush_wakeups(void);
 
 /* timer.c */
 uint64_t atoll__timers_next_due(struct atoll_isolate *iso); /* UINT64_MAX: none */

@@ -45,9 +45,9 @@ static void atoll_cqe_dispatch(struct atoll_isolate *iso, const struct io_uring_
     case ATOLL_UD_WAKE_SENT: {
         /* Only failures produce this CQE (CQE_SKIP_SUCCESS). */
         atoll_stat_add(&iso->stats.wake_errors, 1);
-        uint64_t target = atoll_ud_payload(ud);
-        if (target < atomic_load(&iso->rt->isolate_count))
-            atoll__wake_eventfd(iso->rt->isolates[target]);
+        /* The target isolate object lives until the runtime is destroyed,
+         * after every isolate thread has been joined. */
+        atoll__wake_eventfd(atoll_ud_ptr(ud));
         break;
     }
     default:
@@ -144,15 +144,17 @@ static bool atoll_should_exit(const struct atoll_isolate *iso)
     return iso->exiting || (!iso->resident && iso->refs == 0);
 }
 
-int atoll__loop_run(struct atoll_isolate *iso)
+int atoll__loop_setup(struct atoll_isolate *iso)
 {
     int ret = atoll__ring_setup(iso);
-    if (ret < 0) {
+    if (ret < 0)
         atoll__ring_release(iso);
-        return ret;
-    }
+    return ret;
+}
+
+int atoll__loop_run(struct atoll_isolate *iso)
+{
     iso->now_ns = atoll_clock_ns();
-    atoll__isolate_ready(iso->rt, iso);
 
     atoll_check_control(iso);
     if (iso->entry && !iso->exiting) {

@@ -16,8 +16,8 @@
 
 static int atoll_bufring_init(struct atoll_isolate *iso, atoll_bufring *b)
 {
-    b->count = iso->rt->opts.recv_buffers;
-    b->size = iso->rt->opts.recv_buffer_size;
+    b->count = iso->opts->recv_buffers;
+    b->size = iso->opts->recv_buffer_size;
     b->mask = (uint32_t)io_uring_buf_ring_mask(b->count);
     b->bgid = ATOLL_BGID;
     b->ring_bytes = b->count * sizeof(struct io_uring_buf);
@@ -46,7 +46,7 @@ static int atoll_bufring_init(struct atoll_isolate *iso, atoll_bufring *b)
         io_uring_buf_ring_add(b->br, b->base + (size_t)i * b->size, b->size, (unsigned short)i, (int)b->mask, (int)i);
     io_uring_buf_ring_advance(b->br, (int)b->count);
     b->free = b->count;
-    b->share = iso->rt->opts.recv_buffers_per_conn;
+    b->share = iso->opts->recv_buffers_per_conn;
     b->ready = true;
     return 0;
 }
@@ -61,7 +61,7 @@ int atoll__net_get(struct atoll_isolate *iso, atoll_net **out)
         atoll__connq_init(&net->hs, ATOLL_CONNQ_HANDSHAKE);
         atoll__connq_init(&net->bufs.parked, ATOLL_CONNQ_PARKED);
         net->client_stats = atoll__stats_new();
-        int ret = net->client_stats ? atoll__files_init(iso, &net->files, iso->rt->opts.conns_per_isolate) : -ENOMEM;
+        int ret = net->client_stats ? atoll__files_init(iso, &net->files, iso->opts->conns_per_isolate) : -ENOMEM;
         if (ret == 0) {
             ret = atoll_bufring_init(iso, &net->bufs);
             if (ret < 0) {

@@ -33,7 +33,7 @@ int atoll_port_open(atoll_isolate *iso, const atoll_port_options *opts, atoll_po
         return -EINVAL;
     if (iso->exiting)
         return ATOLL_E_STOPPED;
-    uint32_t cap = opts && opts->capacity ? opts->capacity : iso->rt->opts.port_capacity;
+    uint32_t cap = opts && opts->capacity ? opts->capacity : iso->opts->port_capacity;
     if (cap > (1u << 30))
         return -EINVAL;
     if (iso->nports == iso->ports_cap) {
@@ -49,7 +49,7 @@ int atoll_port_open(atoll_isolate *iso, const atoll_port_options *opts, atoll_po
         return -ENOMEM;
     int ret = atoll_mq_init(&port->queue, cap);
     if (ret == 0)
-        ret = atoll__port_slot_alloc(iso->rt, port, &port->slot, &port->generation);
+        ret = atoll__port_table_alloc(iso->port_table, port, &port->slot, &port->generation);
     if (ret < 0) {
         atoll_mq_destroy(&port->queue);
         free(port);
@@ -61,7 +61,7 @@ int atoll_port_open(atoll_isolate *iso, const atoll_port_options *opts, atoll_po
     port->index = iso->nports;
     iso->ports[iso->nports++] = port;
     iso->refs++;
-    atoll_gate_open(&iso->rt->ports[port->slot].gate, port->generation);
+    atoll_gate_open(&iso->port_table->slots[port->slot].gate, port->generation);
     *out = port;
     return 0;
 }
@@ -70,7 +70,7 @@ atoll_send_port atoll_port_send_handle(const atoll_receive_port *port)
 {
     atoll_send_port h = {0};
     if (port)
-        h.id_private = ((uint64_t)(port->slot + 1) << 32) | port->generation;
+        h.id_private = atoll__port_table_id(port->slot, port->generation);
     return h;
 }
 
@@ -84,7 +84,7 @@ int atoll_port_close(atoll_receive_port *port)
     if (port->closed)
         return 0;
     port->closed = true;
-    atoll_gate_close(&iso->rt->ports[port->slot].gate, port->generation);
+    atoll_gate_close(&iso->port_table->slots[port->slot].gate, port->generation);
     /* Swap-remove from the open list. */
     struct atoll_receive_port *last = iso->ports[--iso->nports];
     iso->ports[port->index] = last;
@@ -113,13 +113,13 @@ bool atoll__ports_reclaim(struct atoll_isolate *iso)
     struct atoll_receive_port **pp = &iso->closing;
     while (*pp) {
         struct atoll_receive_port *port = *pp;
-        if (!atoll_gate_quiet(&iso->rt->ports[port->slot].gate)) {
+        if (!atoll_gate_quiet(&iso->port_table->slots[port->slot].gate)) {
             pp = &port->next_closing; /* a sender is mid-send: next turn */
             continue;
         }
         *pp = port->next_closing;
         atoll_port_release_all(iso, port);
-        atoll__port_slot_free(iso->rt, port->slot);
+        atoll__port_table_free(iso->port_table, port->slot);
         atoll_mq_destroy(&port->queue);
         free(port);
     }

@@ -17,12 +17,11 @@
 
 int atoll__ring_setup(struct atoll_isolate *iso)
 {
-    atoll_runtime *rt = iso->rt;
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
-    p.flags = rt->info.ring_setup_flags | IORING_SETUP_CQSIZE;
-    p.cq_entries = rt->opts.cq_entries;
-    int ret = io_uring_queue_init_params(rt->opts.sq_entries, &iso->ring, &p);
+    p.flags = iso->info->ring_setup_flags | IORING_SETUP_CQSIZE;
+    p.cq_entries = iso->opts->cq_entries;
+    int ret = io_uring_queue_init_params(iso->opts->sq_entries, &iso->ring, &p);
     if (ret < 0)
         return atoll__uring_setup_error(-ret);
     iso->ring_ready = true;

@@ -13,7 +13,7 @@
 #include "isolates/net_private.h"
 #include "isolates/op.h"
 #include "isolates/user_data.h"
-#include "runtime/resolver.h"
+#include "isolates/resolver.h"
 
 typedef struct atoll_stats_block {
     atoll_server_stats stats; /* first: the block is addressed by it */

@@ -1,6 +1,6 @@
 /*
  * runtime/isolate_thread.c: the thread under each isolate: pinning, the
- * calling thread's isolate, and the hand-over to the isolate's loop.
+ * start-up barrier of the pool, and the hand-over to the isolate's loop.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -8,20 +8,7 @@
 #include <string.h>
 
 #include "isolates/isolate_private.h"
-
-/* The isolate running on this thread; NULL on host threads. Thread-local,
- * so no thread sees another's. */
-static _Thread_local struct atoll_isolate *atoll_current;
-
-atoll_isolate *atoll_isolate_current(void)
-{
-    return atoll_current;
-}
-
-void atoll__set_current(struct atoll_isolate *iso)
-{
-    atoll_current = iso;
-}
+#include "runtime/runtime_private.h"
 
 static void atoll_pin(struct atoll_isolate *iso)
 {
@@ -51,7 +38,11 @@ static void *atoll_isolate_main(void *arg)
     atoll__set_current(iso);
     if (iso->pool && iso->rt->opts.pin_cpus)
         atoll_pin(iso);
-    iso->status = atoll__loop_run(iso);
+    iso->status = atoll__loop_setup(iso);
+    if (iso->status == 0) {
+        atoll__isolate_ready(iso->rt, iso);
+        iso->status = atoll__loop_run(iso);
+    }
     atoll__isolate_exited(iso->rt, iso);
     atoll__set_current(NULL);
     return NULL;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "isolates/isolate_private.h"
+#include "runtime/runtime_private.h"
 
 typedef struct atoll_listener_member {
     struct atoll_listener *l;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "isolates/isolate_private.h"
+#include "runtime/runtime_private.h"
 #include "runtime/base/lookup_pool.h"
 #include "runtime/base/probe.h"
 
@@ -82,10 +83,8 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
     rt->info.isolates = opts.isolates;
     rt->info.conns_per_isolate = opts.conns_per_isolate;
     rt->isolates = calloc(opts.max_isolates, sizeof(*rt->isolates));
-    rt->ports = calloc(opts.max_ports, sizeof(*rt->ports));
-    if (!rt->isolates || !rt->ports) {
+    if (!rt->isolates || atoll__port_table_init(&rt->ports, opts.max_ports) < 0) {
         free(rt->isolates);
-        free(rt->ports);
         free(rt);
         return -ENOMEM;
     }
@@ -97,15 +96,11 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
     }
     if (ret < 0) {
         free(rt->isolates);
-        free(rt->ports);
+        atoll__port_table_destroy(&rt->ports);
         free(rt);
         return ret;
     }
-    for (uint32_t i = 0; i < opts.max_ports; i++)
-        rt->ports[i].next_free = i + 1 < opts.max_ports ? i + 1 : UINT32_MAX;
-    rt->ports_free = 0;
     pthread_mutex_init(&rt->lock, NULL);
-    pthread_mutex_init(&rt->ports_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -127,6 +122,11 @@ static int atoll_isolate_create(atoll_runtime *rt, bool pool, atoll_entry_fn ent
     if (!iso)
         return -ENOMEM;
     iso->rt = rt;
+    iso->opts = &rt->opts;
+    iso->info = &rt->info;
+    iso->tickets = &rt->tickets;
+    iso->port_table = &rt->ports;
+    iso->lookups = rt->lookups;
     iso->id = id;
     iso->pool = pool;
     iso->resident = pool;
@@ -389,9 +389,8 @@ int atoll_runtime_destroy(atoll_runtime *rt)
     for (uint32_t i = 0; i < n; i++)
         free(rt->isolates[i]);
     free(rt->isolates);
-    free(rt->ports);
+    atoll__port_table_destroy(&rt->ports);
     pthread_mutex_destroy(&rt->lock);
-    pthread_mutex_destroy(&rt->ports_lock);
     pthread_cond_destroy(&rt->cond);
     free(rt);
     return 0;

@@ -11,6 +11,7 @@
 #include "atoll/atoll.h"
 #include "runtime/base/gate.h"
 #include "runtime/base/message_queue.h"
+#include "runtime/base/port_table.h"
 #include "runtime/base/task_queue.h"
 #include "runtime/base/tls_context.h"
 
@@ -23,15 +24,6 @@ typedef enum atoll_rt_state {
     ATOLL_RT_STOPPED, /* stop requested; threads may still run until join */
     ATOLL_RT_JOINED,
 } atoll_rt_state;
-
-/* One slot of the runtime-wide port table. A send handle names a slot and
- * the generation it was opened with; the gate refuses stale generations. */
-typedef struct atoll_port_slot {
-    atoll_gate gate;
-    struct atoll_receive_port *port; /* valid while the gate is open */
-    uint32_t generation;             /* under ports_lock */
-    uint32_t next_free;              /* free list, under ports_lock */
-} atoll_port_slot;
 
 struct atoll_runtime {
     atoll_runtime_options opts;
@@ -54,30 +46,17 @@ struct atoll_runtime {
     /* Host lookups (runtime/lookup_pool.h); its state outlives destroy. */
     struct atoll_lookup_pool *lookups;
 
-    pthread_mutex_t ports_lock; /* slot allocation only: not on the send path */
-    atoll_port_slot *ports;     /* [opts.max_ports] */
-    uint32_t ports_free;        /* head of free list, UINT32_MAX = none */
+    atoll_port_table ports; /* behind every send handle: [opts.max_ports] */
 };
 
 /* isolate_thread.c */
 int atoll__isolate_launch(atoll_runtime *rt, struct atoll_isolate *iso);
-void atoll__set_current(struct atoll_isolate *iso);
-
-/* wake.c: makes `target` run its inbox and ports at its next turn; coalesced. */
-void atoll__wake(struct atoll_isolate *target);
-/* wake.c: the eventfd wakeup, the fallback after a failed MSG_RING. */
-void atoll__wake_eventfd(struct atoll_isolate *target);
-/* wake.c: submits the calling isolate's pending wakeups now (see there). */
-void atoll__flush_wakeups(void);
-
-/* port_table.c */
-int atoll__port_slot_alloc(atoll_runtime *rt, struct atoll_receive_port *port, uint32_t *slot, uint32_t *gen);
-void atoll__port_slot_free(atoll_runtime *rt, uint32_t slot);
 
 /* runtime.c: an isolate reports its end. */
 void atoll__isolate_exited(atoll_runtime *rt, struct atoll_isolate *iso);
 /* runtime.c: publishes the ring; pool isolates then wait for the whole pool
- * so their entries can address every pool isolate. */
+ * so their entries can address every pool isolate. Called by the isolate's
+ * thread between atoll__loop_setup and atoll__loop_run. */
 void atoll__isolate_ready(atoll_runtime *rt, struct atoll_isolate *iso);
 
 #endif /* ATOLL_RUNTIME_RUNTIME_PRIVATE_H */

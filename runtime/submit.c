@@ -6,17 +6,8 @@
 #include <stdlib.h>
 
 #include "isolates/isolate_private.h"
-#include "runtime/task.h"
-
-int atoll__inbox_push(struct atoll_isolate *target, struct atoll_task *t)
-{
-    if (!atoll_gate_enter(&target->inbox_gate, 0))
-        return ATOLL_E_PORT_CLOSED;
-    atoll_tq_push(&target->inbox, &t->node);
-    atoll__wake(target);
-    atoll_gate_leave(&target->inbox_gate);
-    return 0;
-}
+#include "isolates/task.h"
+#include "runtime/runtime_private.h"
 
 /* Resolves a target id or pool policy to an isolate. */
 static int atoll_pick(atoll_runtime *rt, uint32_t target, struct atoll_isolate **out)
@@ -99,35 +90,4 @@ int atoll_runtime_submit(atoll_runtime *rt, uint32_t target, atoll_task_fn fn, v
         return -EINVAL;
     struct atoll_task proto = {.fn = fn, .arg = arg, .done = done, .user = user};
     return atoll_enqueue(rt, target, &proto, chosen);
-}
-
-/* The target ran the task, or dropped it (status ATOLL_E_CANCELED): send the
- * outcome where it belongs. Runs on the target's thread. */
-void atoll__task_finish(struct atoll_task *t, int status, void *result)
-{
-    t->status = status;
-    t->result = result;
-    if (!t->origin) {
-        if (t->done)
-            t->done(status, result, t->user);
-        free(t);
-        return;
-    }
-    t->kind = ATOLL_TASK_REPLY;
-    if (atoll__inbox_push(t->origin, t) < 0)
-        free(t); /* the origin exited: its reply is discarded, as documented */
-}
-
-int atoll__post(struct atoll_isolate *target, atoll_post_fn fn, void *arg)
-{
-    struct atoll_task *t = calloc(1, sizeof(*t));
-    if (!t)
-        return -ENOMEM;
-    t->kind = ATOLL_TASK_POST;
-    t->post = fn;
-    t->arg = arg;
-    int ret = atoll__inbox_push(target, t);
-    if (ret < 0)
-        free(t);
-    return ret;
 }

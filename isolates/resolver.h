@@ -1,11 +1,11 @@
 /*
- * runtime/resolver.h: host name lookup off the isolate's loop. Internal.
+ * isolates/resolver.h: host name lookup off the isolate's loop. Internal.
  */
-#ifndef ATOLL_RUNTIME_RESOLVER_H
-#define ATOLL_RUNTIME_RESOLVER_H
+#ifndef ATOLL_ISOLATES_RESOLVER_H
+#define ATOLL_ISOLATES_RESOLVER_H
 
 #include "atoll/net.h"
-#include "runtime/runtime_private.h"
+#include "isolates/isolate_private.h"
 
 /* Result: status 0 and the first address, ATOLL_E_LOOKUP, -EINVAL (a '%'
  * scope suffix) or -ENOMEM; `dropped` is true when the isolate is exiting
@@ -18,7 +18,7 @@ typedef void (*atoll_resolve_fn)(struct atoll_isolate *self, int status, const a
  * AI_ADDRCONFIG, retried without AI_ADDRCONFIG; the first result is used;
  * numeric strings pass through unchanged) and delivers the result on `self`
  * at a later turn, never inside this call. Host names are looked up by the
- * runtime's lookup pool (runtime/lookup_pool.h: at most
+ * runtime's lookup pool (runtime/base/lookup_pool.h: at most
  * ATOLL_LOOKUP_THREADS threads, ATOLL_LOOKUP_QUEUE waiting lookups), since
  * getaddrinfo blocks and the loop must not. A name longer than 255 bytes
  * fails with ATOLL_E_LOOKUP, delivered like any result.
@@ -33,4 +33,4 @@ typedef void (*atoll_resolve_fn)(struct atoll_isolate *self, int status, const a
  */
 int atoll__resolve(struct atoll_isolate *self, const char *host, atoll_resolve_fn cb, void *user);
 
-#endif /* ATOLL_RUNTIME_RESOLVER_H */
+#endif /* ATOLL_ISOLATES_RESOLVER_H */

@@ -1,13 +1,13 @@
 /*
- * runtime/task.h: a task in flight between isolates (atoll_submit,
- * atoll_runtime_submit). The task object travels: submitter -> target's
+ * isolates/task.h: a task in flight between isolates (atoll_submit,
+ * atoll_runtime_submit), and the isolate's inbox that carries it. The task object travels: submitter -> target's
  * inbox (kind TASK) -> for atoll_submit, back to the origin's inbox (kind
  * REPLY). Whoever holds it last frees it.
  */
-#ifndef ATOLL_RUNTIME_TASK_H
-#define ATOLL_RUNTIME_TASK_H
+#ifndef ATOLL_ISOLATES_TASK_H
+#define ATOLL_ISOLATES_TASK_H
 
-#include "runtime/runtime_private.h"
+#include "isolates/isolate_private.h"
 
 /* Internal closures run on an isolate (resolver results, ...). */
 typedef void (*atoll_post_fn)(struct atoll_isolate *self, void *arg, bool dropped);
@@ -46,4 +46,4 @@ int atoll__post(struct atoll_isolate *target, atoll_post_fn fn, void *arg);
  * the outcome to its origin (reply) or runs `done`. Thread: the target's. */
 void atoll__task_finish(struct atoll_task *t, int status, void *result);
 
-#endif /* ATOLL_RUNTIME_TASK_H */
+#endif /* ATOLL_ISOLATES_TASK_H */

@@ -1,4 +1,4 @@
-/* runtime/resolver.c: host name lookup as a job of the runtime's lookup
+/* isolates/resolver.c: host name lookup as a job of the runtime's lookup
  * pool, the result posted back to the isolate's inbox. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "runtime/base/lookup_pool.h"
-#include "runtime/resolver.h"
-#include "runtime/task.h"
+#include "isolates/resolver.h"
+#include "isolates/task.h"
 #include "runtime/base/testing.h"
 
 typedef struct atoll_lookup {
@@ -145,7 +145,7 @@ int atoll__resolve(struct atoll_isolate *self, const char *host, atoll_resolve_f
     snprintf(l->host, sizeof(l->host), "%s", host);
     l->job.work = atoll_lookup_work;
     l->job.finish = atoll_lookup_finish;
-    int ret = atoll__lookup_pool_submit(atoll_isolate_runtime(self)->lookups, &l->job);
+    int ret = atoll__lookup_pool_submit(self->lookups, &l->job);
     if (ret < 0)
         free(l);
     return ret;

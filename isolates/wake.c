@@ -1,5 +1,5 @@
 /*
- * runtime/wake.c: waking an isolate so it runs its inbox and ports.
+ * isolates/wake.c: waking an isolate so it runs its inbox and ports.
  *
  * One flag per isolate coalesces a burst of sends into one wakeup: only the
  * sender that flips it from 0 to 1 pays for a wakeup; the isolate clears it
@@ -40,7 +40,7 @@ void atoll__wake(struct atoll_isolate *target)
         struct io_uring_sqe *sqe;
         if (atoll__op_reserve(self, &sqe, 1) == 0) {
             io_uring_prep_msg_ring(sqe, target->ring_fd, 0, atoll_ud_make(ATOLL_UD_WAKE, self->id), 0);
-            io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_WAKE_SENT, target->id));
+            io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_WAKE_SENT, (uint64_t)(uintptr_t)target));
             /* Success needs no CQE here; a failure comes back and falls back
              * to the eventfd (see loop.c). */
             sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
