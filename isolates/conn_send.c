@@ -14,12 +14,12 @@ size_t atoll__conn_out_pending(const struct atoll_conn *c)
     return (c->out ? c->out_len - c->out_sent : 0) + c->wpend_len;
 }
 
-size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len)
+ssize_t atoll__conn_out_room(struct atoll_conn *c)
 {
     if (!c->out) {
         c->out = atoll__pool_get(&c->iso->net->out_pool, ATOLL_CONN_OUT_CAP);
         if (!c->out)
-            return 0;
+            return -ENOMEM;
         c->out_len = c->out_sent = 0;
     }
     if (!c->send_inflight && c->out_sent) {
@@ -28,8 +28,15 @@ size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t l
         c->out_len -= c->out_sent;
         c->out_sent = 0;
     }
-    size_t room = ATOLL_CONN_OUT_CAP - c->out_len;
-    size_t n = len < room ? len : room;
+    return (ssize_t)(ATOLL_CONN_OUT_CAP - c->out_len);
+}
+
+size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len)
+{
+    ssize_t room = atoll__conn_out_room(c);
+    if (room <= 0)
+        return 0;
+    size_t n = len < (size_t)room ? len : (size_t)room;
     memcpy(c->out + c->out_len, src, n);
     c->out_len += (uint32_t)n;
     return n;

@@ -280,10 +280,44 @@ ssize_t atoll__tls_read(struct atoll_conn *c, void *buf, size_t len)
     return r;
 }
 
+/* The most plaintext, up to `len`, whose records all fit in `room` bytes
+ * of output: full records of the negotiated fragment size, then one
+ * partial. 0 when not even one byte's record fits. */
+static size_t atoll_tls_fit(WOLFSSL *ssl, size_t len, size_t room)
+{
+    int frag = wolfSSL_GetMaxOutputSize(ssl);
+    int whole = frag > 0 ? wolfSSL_GetOutputSize(ssl, frag) : -1;
+    if (frag <= 0 || whole <= frag)
+        return len; /* no figure: let wolfSSL's own flow control decide */
+    size_t per = (size_t)whole, overhead = per - (size_t)frag;
+    size_t n = room / per * (size_t)frag, rest = room % per;
+    if (n < len && rest > overhead) {
+        /* The partial record: a block cipher may pad it more than a full
+         * one, so check its exact size and shrink by a block until it fits. */
+        size_t p = rest - overhead;
+        if (p > len - n)
+            p = len - n;
+        int o;
+        while (p > 0 && ((o = wolfSSL_GetOutputSize(ssl, (int)p)) < 0 || (size_t)o > rest))
+            p = p > 16 ? p - 16 : 0;
+        n += p;
+    }
+    return n < len ? n : len;
+}
+
 ssize_t atoll__tls_write(struct atoll_conn *c, const void *buf, size_t len)
 {
     if (c->wpend_len)
         return 0; /* a record is waiting to be retried */
+    /* Hand wolfSSL only what its records leave room for in the output
+     * buffer: then it never stops half way (WANT_WRITE), and the caller's
+     * plaintext needs no copy kept for a retry. */
+    ssize_t room = atoll__conn_out_room(c);
+    if (room < 0)
+        return room;
+    len = atoll_tls_fit(c->ssl, len, (size_t)room);
+    if (len == 0)
+        return 0;
     int r = wolfSSL_write(c->ssl, buf, (int)len);
     if (r > 0)
         return r;

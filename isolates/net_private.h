@@ -276,6 +276,12 @@ void atoll__conn_segs_release(struct atoll_conn *c);
 void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe);
 void atoll__conn_kick_send(struct atoll_conn *c);
 /* Appends to the output buffer; returns bytes taken. */
+/* conn_send.c: the bytes the output buffer can take now, taking a buffer
+ * from the pool and compacting it first when nothing is in flight;
+ * -ENOMEM when no buffer can be had. */
+ssize_t atoll__conn_out_room(struct atoll_conn *c);
+/* conn_send.c: copies up to `len` bytes into the output buffer; returns
+ * the count (0: full, or no buffer). */
 size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len);
 size_t atoll__conn_out_pending(const struct atoll_conn *c);
 
