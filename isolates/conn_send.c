@@ -1,5 +1,5 @@
 /*
- * isolates/conn_send.c: the send side of a connection: an output buffer
+ * isolates/conn_send.c: the send side of a connection: an output ring
  * (from the isolate's pool while data is pending) and one send in flight,
  * which keeps bytes (and TLS records) in order.
  */
@@ -11,7 +11,7 @@
 
 size_t atoll__conn_out_pending(const struct atoll_conn *c)
 {
-    return (c->out ? c->out_len - c->out_sent : 0) + c->wpend_len;
+    return c->out_len + c->wpend_len;
 }
 
 ssize_t atoll__conn_out_room(struct atoll_conn *c)
@@ -20,13 +20,7 @@ ssize_t atoll__conn_out_room(struct atoll_conn *c)
         c->out = atoll__pool_get(&c->iso->net->out_pool, ATOLL_CONN_OUT_CAP);
         if (!c->out)
             return -ENOMEM;
-        c->out_len = c->out_sent = 0;
-    }
-    if (!c->send_inflight && c->out_sent) {
-        /* Nothing in the kernel's hands: compact. */
-        memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
-        c->out_len -= c->out_sent;
-        c->out_sent = 0;
+        c->out_head = c->out_len = 0;
     }
     return (ssize_t)(ATOLL_CONN_OUT_CAP - c->out_len);
 }
@@ -37,22 +31,29 @@ size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t l
     if (room <= 0)
         return 0;
     size_t n = len < (size_t)room ? len : (size_t)room;
-    memcpy(c->out + c->out_len, src, n);
+    /* A ring: the room is all that is not pending, whatever is in flight,
+     * so writes never wait for a send to finish to reuse the front. */
+    size_t tail = (c->out_head + c->out_len) % ATOLL_CONN_OUT_CAP;
+    size_t first = ATOLL_CONN_OUT_CAP - tail < n ? ATOLL_CONN_OUT_CAP - tail : n;
+    memcpy(c->out + tail, src, first);
+    memcpy(c->out, src + first, n - first);
     c->out_len += (uint32_t)n;
     return n;
 }
 
 void atoll__conn_kick_send(struct atoll_conn *c)
 {
-    if (c->send_inflight || !c->out || c->out_sent == c->out_len || c->fd < 0 || c->state == ATOLL_CONN_DEAD)
+    if (c->send_inflight || !c->out || !c->out_len || c->fd < 0 || c->state == ATOLL_CONN_DEAD)
         return;
     struct io_uring_sqe *sqe;
     if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
         atoll__obj_defer(&c->obj);
         return;
     }
-    c->send_len = c->out_len - c->out_sent;
-    io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->send_len, MSG_NOSIGNAL);
+    /* The contiguous part up to the ring's end; the rest goes next. */
+    uint32_t to_end = ATOLL_CONN_OUT_CAP - c->out_head;
+    c->send_len = c->out_len < to_end ? c->out_len : to_end;
+    io_uring_prep_send(sqe, c->fd, c->out + c->out_head, c->send_len, MSG_NOSIGNAL);
     sqe->flags |= IOSQE_FIXED_FILE;
     atoll__op_start(c->iso, sqe, ATOLL_UD_SEND, &c->obj);
     c->send_inflight = true;
@@ -66,7 +67,7 @@ void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
     if (cqe->res < 0) {
         /* The peer is gone: nothing more goes out, and wolfSSL (which may
          * hold a record half handed over) is not driven again. */
-        c->out_len = c->out_sent = 0;
+        c->out_head = c->out_len = 0;
         c->wpend_len = 0;
         c->tls_dead = c->tls;
         if (c->state == ATOLL_CONN_CLOSING)
@@ -75,11 +76,12 @@ void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
             atoll__conn_fail(c, cqe->res);
         return;
     }
-    c->out_sent += (uint32_t)cqe->res;
+    c->out_head = (c->out_head + (uint32_t)cqe->res) % ATOLL_CONN_OUT_CAP;
+    c->out_len -= (uint32_t)cqe->res;
     c->stats->bytes_out += (uint64_t)cqe->res;
     atoll_stat_add(&c->iso->stats.net_bytes_out, (uint64_t)cqe->res);
-    if (c->out_sent == c->out_len) {
-        c->out_len = c->out_sent = 0;
+    if (c->out_len == 0) {
+        c->out_head = 0;
         if (c->state == ATOLL_CONN_OPEN && !c->wpend_len) {
             atoll__pool_put(&c->iso->net->out_pool, c->out); /* idle: no output buffer */
             c->out = NULL;

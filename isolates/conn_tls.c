@@ -280,29 +280,26 @@ ssize_t atoll__tls_read(struct atoll_conn *c, void *buf, size_t len)
     return r;
 }
 
-/* The most plaintext, up to `len`, whose records all fit in `room` bytes
- * of output: full records of the negotiated fragment size, then one
- * partial. 0 when not even one byte's record fits. */
+/* The most plaintext, up to `len`, that wolfSSL can seal into `room` bytes
+ * of output: whole records of the negotiated fragment size; a shorter
+ * record only for the caller's last bytes. Never a record cut short by the
+ * room left (that would send small records while a send is in flight and
+ * the buffer cannot compact): 0 then, and the write waits for room. */
 static size_t atoll_tls_fit(WOLFSSL *ssl, size_t len, size_t room)
 {
     int frag = wolfSSL_GetMaxOutputSize(ssl);
     int whole = frag > 0 ? wolfSSL_GetOutputSize(ssl, frag) : -1;
     if (frag <= 0 || whole <= frag)
         return len; /* no figure: let wolfSSL's own flow control decide */
-    size_t per = (size_t)whole, overhead = per - (size_t)frag;
-    size_t n = room / per * (size_t)frag, rest = room % per;
-    if (n < len && rest > overhead) {
-        /* The partial record: a block cipher may pad it more than a full
-         * one, so check its exact size and shrink by a block until it fits. */
-        size_t p = rest - overhead;
-        if (p > len - n)
-            p = len - n;
-        int o;
-        while (p > 0 && ((o = wolfSSL_GetOutputSize(ssl, (int)p)) < 0 || (size_t)o > rest))
-            p = p > 16 ? p - 16 : 0;
-        n += p;
-    }
-    return n < len ? n : len;
+    size_t records = room / (size_t)whole, n = records * (size_t)frag;
+    if (n >= len)
+        return len;
+    /* The caller's tail, shorter than a record: its exact sealed size. */
+    size_t tail = len - n;
+    int o = tail < (size_t)frag ? wolfSSL_GetOutputSize(ssl, (int)tail) : -1;
+    if (o > 0 && (size_t)o <= room - records * (size_t)whole)
+        n += tail;
+    return n;
 }
 
 ssize_t atoll__tls_write(struct atoll_conn *c, const void *buf, size_t len)

@@ -177,8 +177,11 @@ struct atoll_conn {
 
     uint8_t *wpend; /* TLS plaintext to retry after WANT_WRITE */
     uint32_t wpend_len;
+    /* Output: a ring of ATOLL_CONN_OUT_CAP bytes (from the isolate's pool
+     * while data is pending). out_len bytes wait from out_head on; the
+     * send in flight covers the first send_len of them (contiguous). */
     uint8_t *out;
-    uint32_t out_len, out_sent, send_len;
+    uint32_t out_head, out_len, send_len;
     bool send_inflight;
 
     bool shut_wr, fin_sent, closing_started;
