@@ -18,7 +18,7 @@ enum atoll_ud_kind {
     ATOLL_UD_WAKE = 1,         /* MSG_RING landing in this ring: a wakeup */
     ATOLL_UD_EVENTFD_READ = 2, /* read armed on the isolate's eventfd */
     ATOLL_UD_WAKE_SENT = 3,    /* MSG_RING we sent (CQE only on failure);
-                                  payload: target isolate id */
+                                  payload: the target struct atoll_isolate * */
     ATOLL_UD_ACCEPT = 4,       /* accept into a direct descriptor; payload:
                                   atoll_server *, tag: its accept slot */
     ATOLL_UD_RECV = 5,         /* recv with buffer selection; payload: atoll_conn * */

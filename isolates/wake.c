@@ -40,7 +40,7 @@ void atoll__wake(struct atoll_isolate *target)
         struct io_uring_sqe *sqe;
         if (atoll__op_reserve(self, &sqe, 1) == 0) {
             io_uring_prep_msg_ring(sqe, target->ring_fd, 0, atoll_ud_make(ATOLL_UD_WAKE, self->id), 0);
-            io_uring_sqe_set_data64(sqe, atoll_ud_make(ATOLL_UD_WAKE_SENT, (uint64_t)(uintptr_t)target));
+            io_uring_sqe_set_data64(sqe, atoll_ud_make_tagged(ATOLL_UD_WAKE_SENT, (uint64_t)(uintptr_t)target, 0));
             /* Success needs no CQE here; a failure comes back and falls back
              * to the eventfd (see loop.c). */
             sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
