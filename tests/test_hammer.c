@@ -17,10 +17,13 @@
  * in every callback, poisoned in on_closed: a callback after on_closed or a
  * second on_closed fails), connections delivered == on_closed, servers
  * bound == server on_closed, stop / join / destroy return 0, the process's
- * descriptor count back to its baseline. atoll has no public allocation
- * counter: the allocation check is LeakSanitizer
- * (__lsan_do_recoverable_leak_check() must return 0 in ASan builds; the
- * check is compiled out elsewhere), with every test-owned block freed first.
+ * descriptor count back to its baseline, and the process's live heap blocks
+ * back to theirs: without sanitizers tests/alloc_count.c counts every
+ * malloc and free in the process (a first runtime is started and destroyed
+ * before the baseline, so one-time allocations of libc and wolfSSL and
+ * cached thread stacks are made by then); under ASan LeakSanitizer checks
+ * instead (__lsan_do_recoverable_leak_check() must return 0), with every
+ * test-owned block freed first.
  *
  * Seed: ATOLL_HAMMER_SEED (decimal) or the clock; printed (cr_log_info and
  * stderr) so a failure can be replayed. Duration: ATOLL_HAMMER_MS (default
@@ -28,6 +31,7 @@
  * past a TLS defect). Thread scheduling still varies between runs; the seed fixes the
  * choices each isolate makes.
  */
+#include "alloc_count.h"
 #include "net_support.h"
 
 #include <criterion/criterion.h>
@@ -587,6 +591,13 @@ Test(hammer, random_ops_from_random_callbacks, .timeout = 240)
     }
     H.ctx = ns_server_ctx();
     cr_assert_not_null(H.ctx, "%s", sup_first_failure());
+    /* Warm-up: a runtime of the same shape, started and destroyed, so the
+     * one-time allocations are made before the baseline. */
+    atoll_runtime *warm = sup_start_n(NISO);
+    cr_assert_eq(atoll_runtime_stop(warm), 0);
+    cr_assert_eq(atoll_runtime_join(warm), 0);
+    cr_assert_eq(atoll_runtime_destroy(warm), 0);
+    long blocks_before = alloc_count_live();
     H.rt = sup_start_n(NISO);
 
     for (uint32_t i = 0; i < SERVER_ISOS; i++)
@@ -641,6 +652,12 @@ Test(hammer, random_ops_from_random_callbacks, .timeout = 240)
         free(s);
         s = n;
     }
+    long blocks_after = alloc_count_live();
+    cr_log_info("hammer seed %" PRIu64 ": live heap blocks %ld before the runtime, %ld after destroy", seed,
+                blocks_before, blocks_after);
+    cr_assert_leq(blocks_after, blocks_before,
+                  "seed %" PRIu64 ": %ld heap blocks still live after destroy (%ld before the runtime)", seed,
+                  blocks_after, blocks_before);
     for (int i = 0; i < NISO; i++)
         free(H.iso[i].scratch);
     ASSERT_NO_LEAKS();
