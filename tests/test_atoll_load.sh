@@ -3,7 +3,10 @@
 # against tools/atoll-serve on loopback. A 2-second smoke per scenario checks
 # the JSON fields, ops > 0 and no errors; the handshake scenario's ops must
 # agree with the server's handshake counter (SIGUSR1) within the slots in
-# flight. Prints "N passed, N failed" last; exits non-zero on a failure.
+# flight. Then the same over cleartext (--plain on both tools): rr, churn and
+# handshake (whose ops must agree with the server's accepted counter), and
+# --plain with each TLS-only flag refused. Prints "N passed, N failed" last;
+# exits non-zero on a failure.
 set -u
 
 SERVE=${1:?usage: test_atoll_load.sh ATOLL_SERVE ATOLL_LOAD}
@@ -28,7 +31,7 @@ ko() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
 
 # Sum of one counter over the isolates in the server's last JSON line.
 server_counter() { # FIELD
-    python3 - "$1" "$WORK/serve.out" <<'EOF'
+    python3 - "$1" "$SERVE_OUT" <<'EOF'
 import json, sys
 field, path = sys.argv[1], sys.argv[2]
 last = None
@@ -43,10 +46,10 @@ EOF
 # Asks the server for its counters and waits until a new JSON line appears.
 snapshot() { # FIELD
     local before after i
-    before=$(grep -c '^{"isolates"' "$WORK/serve.out")
+    before=$(grep -c '^{"isolates"' "$SERVE_OUT")
     kill -USR1 "$SERVER_PID"
     for i in $(seq 1 50); do
-        after=$(grep -c '^{"isolates"' "$WORK/serve.out")
+        after=$(grep -c '^{"isolates"' "$SERVE_OUT")
         [ "$after" -gt "$before" ] && break
         sleep 0.1
     done
@@ -81,33 +84,64 @@ EOF
 }
 
 # ---- server ---------------------------------------------------------------
-# Bounded twice: by timeout and by the server's own --duration. Signals go to
-# the server itself (timeout's child), not to timeout.
-timeout 175 "$SERVE" --isolates 2 --write-cert "$WORK/cert.pem" --duration 170 \
-    >"$WORK/serve.out" 2>"$WORK/serve.err" &
-TIMEOUT_PID=$!
-PORT=
-for i in $(seq 1 100); do
-    if [ -z "$SERVER_PID" ]; then
-        SERVER_PID=$(cat "/proc/$TIMEOUT_PID/task/$TIMEOUT_PID/children" 2>/dev/null | awk '{print $1}')
+# start_server NAME ARGS...: atoll-serve with ARGS, output in $WORK/NAME.out;
+# waits for its listening line and sets SERVER_PID, TIMEOUT_PID, PORT,
+# TARGET and SERVE_OUT, or exits the test. Bounded twice: by timeout and by
+# the server's own --duration. Signals go to the server itself (timeout's
+# child), not to timeout.
+start_server() {
+    local name=$1
+    shift
+    SERVE_OUT="$WORK/$name.out"
+    timeout 175 "$SERVE" --duration 170 "$@" >"$SERVE_OUT" 2>"$WORK/$name.err" &
+    TIMEOUT_PID=$!
+    SERVER_PID=
+    PORT=
+    for _ in $(seq 1 100); do
+        if [ -z "$SERVER_PID" ]; then
+            SERVER_PID=$(cat "/proc/$TIMEOUT_PID/task/$TIMEOUT_PID/children" 2>/dev/null | awk '{print $1}')
+        fi
+        PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\) isolates=.*/\1/p' "$SERVE_OUT" | head -1)
+        [ -n "$PORT" ] && [ -n "$SERVER_PID" ] && break
+        sleep 0.1
+    done
+    if [ -z "$PORT" ] || [ -z "$SERVER_PID" ]; then
+        ko "atoll-serve $* did not start: $(cat "$WORK/$name.err")"
+        echo "$PASS passed, $FAIL failed"
+        exit 1
     fi
-    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\) isolates=.*/\1/p' "$WORK/serve.out" | head -1)
-    [ -n "$PORT" ] && [ -n "$SERVER_PID" ] && break
-    sleep 0.1
-done
-if [ -z "$PORT" ] || [ -z "$SERVER_PID" ]; then
-    ko "atoll-serve did not start: $(cat "$WORK/serve.err")"
-    echo "$PASS passed, $FAIL failed"
-    exit 1
-fi
-ok "atoll-serve listening on port $PORT"
-TARGET="127.0.0.1:$PORT"
+    ok "atoll-serve $* listening on port $PORT"
+    TARGET="127.0.0.1:$PORT"
+}
+
+# stop_server NAME: SIGTERM, then waits (at most 10 s) for exit 0.
+stop_server() {
+    local rc
+    kill -TERM "$SERVER_PID"
+    for _ in $(seq 1 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        ko "$1 still running 10 s after SIGTERM"
+    else
+        wait "$TIMEOUT_PID"
+        rc=$?
+        if [ $rc -eq 0 ]; then ok "$1 stopped by SIGTERM"; else ko "$1 exit $rc after SIGTERM"; fi
+        SERVER_PID=
+    fi
+}
+
+start_server serve --isolates 2 --write-cert "$WORK/cert.pem"
+
+# The client's security flags: verified TLS first, then --plain.
+SECURITY=(--cafile "$WORK/cert.pem")
 
 run() { # NAME SCENARIO [python check] -- ARGS...
     local name=$1 scenario=$2 extra=$3
     shift 4
     local out="$WORK/$name.json" rc msg
-    timeout 30 "$LOAD" --target "$TARGET" --scenario "$scenario" --duration 2 --cafile "$WORK/cert.pem" \
+    timeout 30 "$LOAD" --target "$TARGET" --scenario "$scenario" --duration 2 "${SECURITY[@]}" \
         --json "$out" "$@" >"$WORK/$name.txt" 2>"$WORK/$name.err"
     rc=$?
     if [ $rc -ne 0 ]; then
@@ -139,7 +173,7 @@ if run handshake handshake "" -- --http --connections $CONNS; then
 fi
 
 # ---- the other scenarios ----------------------------------------------------
-run rr_http rr "d['ops'] > 100" -- --http
+run rr_http rr "d['ops'] > 100 and d.get('tls') is True" -- --http
 run bulk_http bulk "d['bytes'] >= 1048576 * d['ops'] and d['mb_per_s'] > 0" -- --http --size 1048576
 run idle idle "d.get('connections_held') == 20 and d['ops'] >= 20" -- --http --connections 20
 run churn churn "" -- --http
@@ -159,19 +193,50 @@ rc=$?
 rc=$?
 [ $rc -eq 2 ] && ok "bad scenario: exit 2" || ko "bad scenario: exit $rc"
 
-# ---- stop the server ---------------------------------------------------------
-kill -TERM "$SERVER_PID"
-for i in $(seq 1 100); do
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$SERVER_PID" 2>/dev/null; then
-    ko "atoll-serve still running 10 s after SIGTERM"
-else
-    wait "$TIMEOUT_PID"
+stop_server atoll-serve
+
+# ---- cleartext: atoll-load --plain against atoll-serve --plain -----------------
+start_server serve-plain --isolates 2 --plain
+SECURITY=(--plain)
+# handshake in plain mode = TCP connect + one exchange + close: its ops agree
+# with the server's accepted counter (the server counts no handshakes).
+before=$(snapshot accepted)
+if run plain_handshake handshake "d.get('tls') is False" -- --http --connections $CONNS; then
+    after=$(snapshot accepted)
+    ops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ops"])' "$WORK/plain_handshake.json")
+    delta=$((after - before))
+    diff=$((delta - ops))
+    [ $diff -lt 0 ] && diff=$((-diff))
+    if [ "$before" -ge 0 ] && [ $diff -le $CONNS ] && [ "$(server_counter handshakes)" -eq 0 ]; then
+        ok "plain handshake ops $ops vs server accepted +$delta (within $CONNS in flight), server handshakes 0"
+    else
+        ko "plain handshake ops $ops vs server accepted +$delta (before $before, after $after)," \
+            "server handshakes $(server_counter handshakes)"
+    fi
+fi
+run plain_rr rr "d['ops'] > 100 and d.get('tls') is False and d['handshakes'] == 8" -- --http
+run plain_churn churn "d['handshakes'] >= d['ops'] and d.get('tls') is False" -- --http
+stop_server "atoll-serve --plain"
+
+# --plain with a TLS-only flag: exit 2 before any connect (the target is not
+# even resolved), the flag named.
+for flag in "--cafile $WORK/cert.pem" --insecure --resume "--alpn http/1.1"; do
+    # shellcheck disable=SC2086
+    "$LOAD" --target 127.0.0.1:1 --scenario rr --plain $flag >"$WORK/plainbad.out" 2>"$WORK/plainbad.err"
     rc=$?
-    [ $rc -eq 0 ] && ok "atoll-serve stopped by SIGTERM" || ko "atoll-serve exit $rc after SIGTERM"
-    SERVER_PID=
+    if [ $rc -eq 2 ] && grep -qF -- "${flag%% *} is a TLS option: --plain" "$WORK/plainbad.err" &&
+        [ ! -s "$WORK/plainbad.out" ]; then
+        ok "--plain $flag: refused (exit 2): $(head -1 "$WORK/plainbad.err")"
+    else
+        ko "--plain $flag: exit $rc: $(head -1 "$WORK/plainbad.err")"
+    fi
+done
+"$LOAD" --help >"$WORK/help.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q -- '--plain  *cleartext TCP' "$WORK/help.out"; then
+    ok "--help documents --plain"
+else
+    ko "--help: exit $rc, --plain not documented"
 fi
 
 echo "$PASS passed, $FAIL failed"

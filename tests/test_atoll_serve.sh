@@ -8,8 +8,10 @@
 # hello, a malformed request -> 400, SIGUSR1 -> one JSON line with every
 # counter for every isolate, SIGTERM -> the JSON line and exit 0 with
 # accepted >= handshakes >= successful requests, --duration exits by itself,
-# a bad flag -> exit 2. Last line: "N passed, N failed"; non-zero exit on
-# any failure.
+# --plain: HTTP over http:// and echo over cleartext TCP (bash's /dev/tcp),
+# with the same output lines and handshakes 0, a bad flag (and --plain with
+# each TLS-only flag) -> exit 2. Last line: "N passed, N failed"; non-zero
+# exit on any failure.
 set -u
 
 BIN=${1:?usage: $0 PATH/TO/atoll-serve}
@@ -112,6 +114,19 @@ sum_field() {
     grep -oE "\"$2\":[0-9]+" <<<"$1" | cut -d: -f2 | awk '{s += $1} END {print s + 0}'
 }
 
+# usr1_wait OUT: SIGUSR1 to the server, then waits (at most 5 s) for one
+# more counters line in OUT.
+usr1_wait() {
+    local out=$1 before
+    before=$(json_lines "$out" | wc -l)
+    [ -n "$SPID" ] && kill -USR1 "$SPID"
+    for _ in $(seq 1 50); do
+        [ "$(json_lines "$out" | wc -l)" -gt "$before" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # ---------------------------------------------------------------------------
 # 1. A server with the default (ephemeral) certificate, on isolates.
 OUT=$WORK/out1
@@ -170,11 +185,7 @@ fi
 
 # SIGUSR1: one more JSON line, the server keeps running.
 BEFORE=$(json_lines "$OUT" | wc -l)
-[ -n "$SPID" ] && kill -USR1 "$SPID"
-for _ in $(seq 1 50); do
-    [ "$(json_lines "$OUT" | wc -l)" -gt "$BEFORE" ] && break
-    sleep 0.1
-done
+usr1_wait "$OUT"
 USR1_JSON=$(json_lines "$OUT" | tail -1)
 check "SIGUSR1 prints one JSON line" [ "$(json_lines "$OUT" | wc -l)" -eq $((BEFORE + 1)) ]
 check "SIGUSR1 JSON has every field for each of $ISOLATES isolates: $USR1_JSON" valid_json "$USR1_JSON" "$ISOLATES"
@@ -217,7 +228,102 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# 3. Bad command lines: exit 2, a message and the usage on stderr.
+# 3. --plain, HTTP mode: the same server over cleartext TCP (http://), the
+# same output lines; no TLS handshake ever, so handshakes stays 0.
+OUT=$WORK/out3
+if start_server "$OUT" --plain --isolates "$ISOLATES"; then
+    pass "--plain server starts"
+else
+    fail "--plain server starts (stdout: $(cat "$OUT"); stderr: $(cat "$OUT.err"))"
+fi
+LINE=$(head -1 "$OUT")
+check "--plain listening line format: '$LINE'" \
+    grep -qE "^listening on 127\.0\.0\.1:[1-9][0-9]* isolates=$ISOLATES\$" <(echo "$LINE")
+PORT=$(sed -nE 's/^listening on .*:([0-9]+) isolates=[0-9]+$/\1/p' <<<"$LINE")
+[ -n "$PORT" ] || PORT=1
+
+OK_REQUESTS=0
+BODY=$(timeout 10 curl -s "http://127.0.0.1:$PORT/")
+if [ "$BODY" = "hello" ]; then
+    OK_REQUESTS=$((OK_REQUESTS + 1))
+    pass "--plain: GET http:// / -> hello"
+else
+    fail "--plain: GET http:// / -> '$BODY'"
+fi
+NBYTES=$(timeout 20 curl -s "http://127.0.0.1:$PORT/bytes/1000000" | wc -c)
+if [ "$NBYTES" -eq 1000000 ]; then
+    OK_REQUESTS=$((OK_REQUESTS + 1))
+    pass "--plain: GET /bytes/1000000 -> 1000000 bytes"
+else
+    fail "--plain: GET /bytes/1000000 -> $NBYTES bytes"
+fi
+CODE=$(timeout 10 curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/no/such/path")
+if [ "$CODE" = "404" ]; then
+    OK_REQUESTS=$((OK_REQUESTS + 1))
+    pass "--plain: unknown path -> 404"
+else
+    fail "--plain: unknown path -> '$CODE'"
+fi
+# A TLS ClientHello gets no handshake: curl over https:// fails.
+if timeout 10 curl -sk -o /dev/null "https://127.0.0.1:$PORT/"; then
+    fail "--plain: https:// succeeded"
+else
+    pass "--plain: https:// fails (no TLS)"
+fi
+# Raw bytes straight on the socket: a malformed request -> 400 and close.
+# shellcheck disable=SC2016 # $1 is the inner shell's: the port
+RESP=$(timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GARBAGE\r\n\r\n" >&3 && head -1 <&3' _ "$PORT")
+if [[ "$RESP" == "HTTP/1.1 400"* ]]; then
+    OK_REQUESTS=$((OK_REQUESTS + 1))
+    pass "--plain: malformed request -> 400"
+else
+    fail "--plain: malformed request -> '$RESP'"
+fi
+
+usr1_wait "$OUT"
+USR1_JSON=$(json_lines "$OUT" | tail -1)
+check "--plain: SIGUSR1 JSON has every field for each of $ISOLATES isolates: $USR1_JSON" \
+    valid_json "$USR1_JSON" "$ISOLATES"
+check "--plain: SIGUSR1 handshakes 0" [ "$(sum_field "$USR1_JSON" handshakes)" -eq 0 ]
+[ -n "$SPID" ] && kill -TERM "$SPID"
+wait_server
+check "--plain: SIGTERM -> exit 0 (got $RC)" [ "$RC" -eq 0 ]
+FINAL=$(json_lines "$OUT" | tail -1)
+check "--plain: final JSON has every field for each isolate: $FINAL" valid_json "$FINAL" "$ISOLATES"
+ACC=$(sum_field "$FINAL" accepted)
+HS=$(sum_field "$FINAL" handshakes)
+BIN_OUT=$(sum_field "$FINAL" bytes_out)
+check "--plain: handshakes ($HS) = 0, accepted ($ACC) >= successful requests ($OK_REQUESTS)" \
+    [ "$HS" -eq 0 -a "$ACC" -ge "$OK_REQUESTS" ]
+check "--plain: bytes_out ($BIN_OUT) >= 1000000" [ "$BIN_OUT" -ge 1000000 ]
+check "--plain: the listening line came first, once" \
+    [ "$(grep -c '^listening on ' "$OUT")" -eq 1 -a "$(head -1 "$OUT")" = "$LINE" ]
+
+# ---------------------------------------------------------------------------
+# 4. --plain, echo mode: bytes sent on a cleartext TCP connection come back.
+OUT=$WORK/out4
+if start_server "$OUT" --plain --mode echo --isolates 1; then
+    # Two lines, the second 4 KiB of random base64, read back through bash's
+    # /dev/tcp and compared; the read timeouts bound a server that does not
+    # answer.
+    LONG=$(head -c 3072 /dev/urandom | base64 -w0)
+    # shellcheck disable=SC2016 # $1, $2 are the inner shell's: port, payload
+    ECHOED=$(timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf "ping\n%s\n" "$2" >&3
+        read -r -t 5 a <&3 && read -r -t 5 b <&3 && [ "$b" = "$2" ] && printf "%s|%s" "$a" "${#b}"' _ \
+        "$(sed -nE 's/^listening on .*:([0-9]+) isolates=[0-9]+$/\1/p' "$OUT")" "$LONG")
+    check "--plain --mode echo: echoed 'ping' and the same ${#LONG} bytes (got '$ECHOED')" [ "$ECHOED" = "ping|${#LONG}" ]
+    [ -n "$SPID" ] && kill -TERM "$SPID"
+    wait_server
+    FINAL=$(json_lines "$OUT" | tail -1)
+    check "--plain --mode echo: exit 0 (got $RC), handshakes 0: $FINAL" \
+        [ "$RC" -eq 0 -a "$(sum_field "$FINAL" handshakes)" -eq 0 -a "$(sum_field "$FINAL" accepted)" -ge 1 ]
+else
+    fail "--plain --mode echo server starts: $(cat "$OUT.err")"
+fi
+
+# ---------------------------------------------------------------------------
+# 5. Bad command lines: exit 2, a message and the usage on stderr.
 for args in "--no-such-flag" "--port 65536" "--port x" "--isolates 0" "--mode ftp" "--cert only.pem" \
     "--request-client-cert --require-client-cert" "--alpn a,,b" "--duration 0" "--backlog"; do
     # shellcheck disable=SC2086
@@ -230,10 +336,30 @@ for args in "--no-such-flag" "--port 65536" "--port x" "--isolates 0" "--mode ft
     fi
 done
 
+# --plain with each TLS-only flag (either order): exit 2, the flag named, and
+# nothing written (--write-cert).
+for args in "--plain --cert c.pem --key k.pem" "--plain --key k.pem" "--plain --key-password pw" \
+    "--plain --write-cert $WORK/plain-cert.pem" "--plain --alpn h2" "--plain --alpn=" "--plain --request-client-cert" \
+    "--plain --require-client-cert" "--plain --client-ca ca.pem" "--plain --handshake-timeout 5000" \
+    "--plain --no-resumption" "--no-resumption --plain"; do
+    # shellcheck disable=SC2086
+    timeout 10 "$BIN" $args >"$WORK/bad.out" 2>"$WORK/bad.err"
+    RC=$?
+    FLAG=$(grep -oE -- '--[a-z-]+' <<<"${args/--plain/}" | head -1)
+    if [ "$RC" -eq 2 ] && head -1 "$WORK/bad.err" | grep -qF -- "$FLAG is a TLS option: --plain" &&
+        grep -q '^atoll-serve \[--address ADDR\] \[--port N\]' "$WORK/bad.err" && [ ! -s "$WORK/bad.out" ] &&
+        [ ! -e "$WORK/plain-cert.pem" ]; then
+        pass "'$args' -> exit 2: $(head -1 "$WORK/bad.err")"
+    else
+        fail "'$args' -> exit $RC ($(head -1 "$WORK/bad.err"))"
+    fi
+done
+
 timeout 10 "$BIN" --help >"$WORK/help.out" 2>&1
 RC=$?
 check "--help exits 0 and documents the output lines" \
     [ "$RC" -eq 0 -a "$(grep -c -e 'listening on ADDR:PORT isolates=N' -e '"handshake_errors"' "$WORK/help.out")" -ge 2 ]
+check "--help documents --plain" grep -q -- '^  --plain ' "$WORK/help.out"
 
 # A bind error is a runtime error: exit 1.
 timeout 10 "$BIN" --address 192.0.2.1 --port 1 --isolates 1 >"$WORK/bind.out" 2>"$WORK/bind.err"

@@ -58,10 +58,16 @@ static void usage(FILE *f)
                "  --cafile FILE        trust the CA certificates in FILE (PEM)\n"
                "  --insecure           skip certificate verification; one of --cafile or --insecure is\n"
                "                       required for TLS (verification is on by default)\n"
-               "  --plain              plain TCP, no TLS\n"
+               "  --plain              cleartext TCP, no TLS (against e.g. atoll-serve --plain). Every scenario\n"
+               "                       runs the same way with the TLS handshake left out: handshake and churn\n"
+               "                       = TCP connect + one exchange + close per op; idle = connect + one small\n"
+               "                       exchange, held; rr and bulk unchanged. \"connects\" (JSON \"handshakes\")\n"
+               "                       counts TCP connections. Refused with --cafile, --insecure, --resume or\n"
+               "                       --alpn (exit 2)\n"
                "  --json FILE          write the results as JSON: scenario, ops, ops_per_s, duration_s,\n"
                "                       errors {KIND: N}, latency_us {p50,p90,p99,p999,max}, bytes, mb_per_s,\n"
-               "                       connections_held, isolates, connections, resumed\n"
+               "                       connections_held, isolates, connections, handshakes (connections\n"
+               "                       established), resumed, unfinished, tls (false with --plain)\n"
                "  --progress           live progress each second on stderr (default when stderr is a terminal)\n"
                "  --allow-remote       allow a target outside loopback\n"
                "  -h, --help           this text\n"
@@ -314,8 +320,15 @@ int parse_args(int argc, char **argv)
         return bad_flags("unknown --scenario '%s' (handshake|rr|bulk|idle|churn)", scenario);
     if (cfg.cafile && cfg.insecure)
         return bad_flags("%s", "--cafile and --insecure exclude each other");
-    if (cfg.plain && (cfg.cafile || cfg.insecure || cfg.resume || cfg.alpn_count))
-        return bad_flags("%s", "--plain takes no TLS option (--cafile, --insecure, --resume, --alpn)");
+    const char *tls_flag = cfg.cafile       ? "--cafile"
+                           : cfg.insecure   ? "--insecure"
+                           : cfg.resume     ? "--resume"
+                           : cfg.alpn_count ? "--alpn"
+                                            : NULL;
+    if (cfg.plain && tls_flag)
+        return bad_flags("%s is a TLS option: --plain is cleartext TCP and takes no TLS option "
+                         "(--cafile, --insecure, --resume, --alpn)",
+                         tls_flag);
     if (!cfg.plain && !cfg.cafile && !cfg.insecure)
         return bad_flags("%s", "TLS verification is on by default: give --cafile FILE (trusted CA), or --insecure to "
                                "skip verification, or --plain for cleartext");

@@ -1,6 +1,8 @@
 /*
  * tools/atoll-load/report.c: the results of a run, as the summary printed
- * on stdout and, with --json FILE, as one JSON object in FILE.
+ * on stdout and, with --json FILE, as one JSON object in FILE. "handshakes"
+ * counts the connections established (TCP connects with --plain, which
+ * "tls": false tells apart).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -72,11 +74,12 @@ int report_json(const results *r)
     fprintf(f,
             "},\"latency_us\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu},"
             "\"bytes\":%llu,\"mb_per_s\":%.3f,\"connections_held\":%llu,\"isolates\":%u,"
-            "\"connections\":%u,\"handshakes\":%llu,\"resumed\":%llu,\"unfinished\":%llu}\n",
+            "\"connections\":%u,\"handshakes\":%llu,\"resumed\":%llu,\"unfinished\":%llu,\"tls\":%s}\n",
             (unsigned long long)r->p50, (unsigned long long)r->p90, (unsigned long long)r->p99,
             (unsigned long long)r->p999, (unsigned long long)r->lat.max, (unsigned long long)r->t.bytes, r->mb_s,
             (unsigned long long)(cfg.scenario == SC_IDLE ? r->held : 0), g_niso, cfg.connections,
-            (unsigned long long)r->t.connects, (unsigned long long)r->t.resumed, (unsigned long long)r->inflight_left);
+            (unsigned long long)r->t.connects, (unsigned long long)r->t.resumed, (unsigned long long)r->inflight_left,
+            cfg.plain ? "false" : "true");
     if (fclose(f) != 0) {
         fprintf(stderr, "atoll-load: writing %s failed\n", cfg.json);
         return 1;

@@ -1,7 +1,8 @@
 /*
  * tools/atoll-serve/cli.c: atoll-serve's command line: the usage text, the
  * option parser that fills the configuration, and the ALPN list split into
- * protocol names. A bad command line exits 2 with the reason and the usage.
+ * protocol names. A bad command line exits 2 with the reason and the usage;
+ * so does --plain with a TLS-only flag, which would otherwise be ignored.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,13 +16,13 @@
 
 static const char usage_text[] =
     "Usage:\n"
-    "atoll-serve [--address ADDR] [--port N] [--isolates N] [--mode http|echo]\n"
+    "atoll-serve [--address ADDR] [--port N] [--isolates N] [--mode http|echo] [--plain]\n"
     "            [--cert FILE --key FILE [--key-password PW]] [--write-cert FILE]\n"
     "            [--alpn LIST] [--request-client-cert | --require-client-cert] [--client-ca FILE]\n"
     "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
     "\n"
     "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
-    "listener per isolate).\n"
+    "listener per isolate); with --plain the same server over cleartext TCP.\n"
     "\n"
     "Options:\n"
     "  --address ADDR          address to bind (numeric IPv4/IPv6 or a host name).\n"
@@ -30,6 +31,12 @@ static const char usage_text[] =
     "  --isolates N            isolates (worker threads), 1..1024. Default: online CPUs\n"
     "  --mode http|echo        http: minimal HTTP/1.1 (below); echo: send back every\n"
     "                          byte received. Default http\n"
+    "  --plain                 cleartext TCP, no TLS: the same modes, output and\n"
+    "                          signals. The TLS-only options (--cert, --key,\n"
+    "                          --key-password, --write-cert, --alpn,\n"
+    "                          --request-client-cert, --require-client-cert,\n"
+    "                          --client-ca, --handshake-timeout, --no-resumption)\n"
+    "                          are refused with it (exit 2)\n"
     "  --cert FILE             certificate chain (PEM, leaf first, or one DER certificate)\n"
     "  --key FILE              its private key (PEM or DER); required with --cert\n"
     "  --key-password PW       password of an encrypted --key\n"
@@ -63,6 +70,8 @@ static const char usage_text[] =
     "      TCP connections accepted; handshakes: TLS handshakes completed (connections\n"
     "      served); handshake_errors: connections that failed before being served;\n"
     "      bytes_in/bytes_out: bytes on the wire (TLS records) of its connections.\n"
+    "      With --plain: handshakes is always 0 (there are none) and bytes_in/bytes_out\n"
+    "      count the cleartext.\n"
     "\n"
     "Signals: SIGINT or SIGTERM (or the end of --duration) stop accepting, finish\n"
     "the responses in progress (close idle keep-alive connections), wait up to 5 s,\n"
@@ -116,6 +125,8 @@ void parse_args(int argc, char **argv, config *cfg)
     cfg->mode = MODE_HTTP;
     cfg->alpn = "http/1.1";
     cfg->handshake_timeout_ms = 10000;
+    /* The first TLS-only flag given, for the --plain check once all are read. */
+    const char *tls_flag = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -136,6 +147,11 @@ void parse_args(int argc, char **argv, config *cfg)
                 usage_error("%s needs a value", a);                                                                    \
             val = argv[++i];                                                                                           \
         }                                                                                                              \
+    } while (0)
+#define TLS_ONLY(name)                                                                                                 \
+    do {                                                                                                               \
+        if (!tls_flag)                                                                                                 \
+            tls_flag = name;                                                                                           \
     } while (0)
 #define NO_VALUE()                                                                                                     \
     do {                                                                                                               \
@@ -167,27 +183,38 @@ void parse_args(int argc, char **argv, config *cfg)
         } else if (FLAG("--cert")) {
             NEED_VALUE();
             cfg->cert = val;
+            TLS_ONLY("--cert");
         } else if (FLAG("--key")) {
             NEED_VALUE();
             cfg->key = val;
+            TLS_ONLY("--key");
         } else if (FLAG("--key-password")) {
             NEED_VALUE();
             cfg->key_password = val;
+            TLS_ONLY("--key-password");
         } else if (FLAG("--write-cert")) {
             NEED_VALUE();
             cfg->write_cert = val;
+            TLS_ONLY("--write-cert");
         } else if (FLAG("--alpn")) {
             NEED_VALUE();
             cfg->alpn = val;
+            TLS_ONLY("--alpn");
         } else if (FLAG("--request-client-cert")) {
             NO_VALUE();
             cfg->request_cert = true;
+            TLS_ONLY("--request-client-cert");
         } else if (FLAG("--require-client-cert")) {
             NO_VALUE();
             cfg->require_cert = true;
+            TLS_ONLY("--require-client-cert");
         } else if (FLAG("--client-ca")) {
             NEED_VALUE();
             cfg->client_ca = val;
+            TLS_ONLY("--client-ca");
+        } else if (FLAG("--plain")) {
+            NO_VALUE();
+            cfg->plain = true;
         } else if (FLAG("--v6only")) {
             NO_VALUE();
             cfg->v6only = true;
@@ -197,9 +224,11 @@ void parse_args(int argc, char **argv, config *cfg)
         } else if (FLAG("--handshake-timeout")) {
             NEED_VALUE();
             cfg->handshake_timeout_ms = (uint32_t)parse_int(a, val, 0, UINT32_MAX);
+            TLS_ONLY("--handshake-timeout");
         } else if (FLAG("--no-resumption")) {
             NO_VALUE();
             cfg->no_resumption = true;
+            TLS_ONLY("--no-resumption");
         } else if (FLAG("--duration")) {
             NEED_VALUE();
             char *end = NULL;
@@ -216,7 +245,10 @@ void parse_args(int argc, char **argv, config *cfg)
 #undef FLAG
 #undef NEED_VALUE
 #undef NO_VALUE
+#undef TLS_ONLY
     }
+    if (cfg->plain && tls_flag)
+        usage_error("%s is a TLS option: --plain serves cleartext and takes no TLS option", tls_flag);
     if (cfg->request_cert && cfg->require_cert)
         usage_error("--request-client-cert and --require-client-cert exclude each other");
     if (cfg->cert && !cfg->key)

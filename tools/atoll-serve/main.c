@@ -6,8 +6,9 @@
  * listener on every isolate (atoll_runtime_listen: SO_REUSEPORT, steered by
  * the runtime). Each connection is upgraded to TLS with either the
  * certificate given on the command line or an ephemeral self-signed ECDSA
- * P-256 one made at start-up, and then served as minimal HTTP/1.1 (default)
- * or echoed back.
+ * P-256 one made at start-up (with --plain: no security context, so the
+ * listener serves cleartext TCP), and then served as minimal HTTP/1.1
+ * (default) or echoed back.
  *
  * Threads: the main thread parses the command line, makes the certificate,
  * starts the runtime and then only waits for signals (sigtimedwait on a
@@ -51,6 +52,35 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The listener's security context: NULL with --plain (the listener then
+ * serves cleartext TCP), else one holding the server's certificate and key,
+ * whose chain is also written for --write-cert. *chain gets the chain (the
+ * caller frees it). 0, or -1 with the reason printed. */
+static int make_context(atoll_security_context **out, pem_buf *chain)
+{
+    const config *cfg = &g.cfg;
+    *out = NULL;
+    if (cfg->plain)
+        return 0;
+    atoll_security_context *ctx = NULL;
+    int rc = atoll_security_context_new(&ctx);
+    if (rc < 0) {
+        die_rc("security context", rc);
+        return -1;
+    }
+    if (load_material(ctx, chain) < 0) {
+        atoll_security_context_release(ctx);
+        return -1;
+    }
+    if (cfg->write_cert && (rc = write_whole_file(cfg->write_cert, chain->data, chain->len)) < 0) {
+        fprintf(stderr, PROG ": --write-cert %s: %s\n", cfg->write_cert, strerror(-rc));
+        atoll_security_context_release(ctx);
+        return -1;
+    }
+    *out = ctx;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv, &g.cfg);
@@ -58,7 +88,8 @@ int main(int argc, char **argv)
     const config *cfg = &g.cfg;
     size_t alpn_count = 0;
     char *alpn_storage = NULL;
-    char **alpn = alpn_split(cfg->alpn, &alpn_count, &alpn_storage);
+    /* --plain offers no ALPN (no TLS); the default list is not even split. */
+    char **alpn = cfg->plain ? NULL : alpn_split(cfg->alpn, &alpn_count, &alpn_storage);
 
     /* Signals: blocked here, before any thread exists, so every isolate
      * inherits the mask; the main thread takes them with sigtimedwait. */
@@ -76,16 +107,8 @@ int main(int argc, char **argv)
     pem_buf chain = {0};
     atoll_security_context *ctx = NULL;
     wolfCrypt_Init();
-    if ((rc = atoll_security_context_new(&ctx)) < 0) {
-        die_rc("security context", rc);
+    if (make_context(&ctx, &chain) < 0)
         goto out_crypto;
-    }
-    if (load_material(ctx, &chain) < 0)
-        goto out_ctx;
-    if (cfg->write_cert && (rc = write_whole_file(cfg->write_cert, chain.data, chain.len)) < 0) {
-        fprintf(stderr, PROG ": --write-cert %s: %s\n", cfg->write_cert, strerror(-rc));
-        goto out_ctx;
-    }
 
     pthread_mutex_init(&g.lock, NULL);
     pthread_cond_init(&g.cond, NULL);
@@ -133,7 +156,7 @@ int main(int argc, char **argv)
         g.listener = NULL;
         goto out_stop;
     }
-    /* The listener holds its own reference to the context. */
+    /* The listener holds its own reference to the context (none with --plain). */
     atoll_security_context_release(ctx);
     ctx = NULL;
 
@@ -192,13 +215,14 @@ out_state:
     free(g.iso);
     pthread_mutex_destroy(&g.lock);
     pthread_cond_destroy(&g.cond);
-out_ctx:
     atoll_security_context_release(ctx);
 out_crypto:
     free(chain.data);
     free(alpn);
     free(alpn_storage);
-    wc_ecc_fp_free();
+#ifdef FP_ECC
+    wc_ecc_fp_free(); /* the main thread's fixed-point ECC cache (a build with FP_ECC) */
+#endif
     wolfCrypt_Cleanup();
     return exit_code;
 }
