@@ -4,18 +4,24 @@
 # per second of server CPU. Writes report.md + report.json and prints report.md.
 #
 # Usage: scripts/load/compare.sh [options] [SCENARIO...]
-#   SCENARIO            handshake | rr | bulk | churn | idle (default: handshake rr bulk)
+#   SCENARIO            handshake | rr | bulk | churn | idle | plain-rr | plain-conn
+#                       (default: handshake rr bulk)
 #   --duration S        seconds per run, an integer (default 5)
 #   --workers N         atoll isolates = nginx worker_processes (default: online CPUs)
 #   --connections N     client connections (default 16)
 #   --size BYTES        bulk response size (default 16777216)
+#   --idle-low N        idle: the smaller count of idle TLS 1.3 connections (default 1000)
+#   --idle-high N       idle: the larger count, RSS read at both (default 8000)
 #   --generators LIST   comma-separated subset of atoll-load,h2load,wrk (default: all)
 #   --out DIR           report directory (default build/load-compare/<timestamp>)
 #   --bin DIR           where atoll-serve and atoll-load are (default build/release/tools)
 #   -h, --help          this text
 # Generators per scenario: handshake: atoll-load, wrk (Connection: close);
 # rr: atoll-load, h2load --h1, wrk; bulk: atoll-load, wrk; churn: atoll-load,
-# wrk (Connection: close); idle: atoll-load.
+# wrk (Connection: close); idle: atoll-load, then each server's RSS with
+# --idle-low and --idle-high idle connections; plain-rr (cleartext rr):
+# atoll-load --plain, h2load --h1, wrk; plain-conn (cleartext, a connection
+# per request): atoll-load --plain --scenario churn, wrk (Connection: close).
 # Exit status: 0 every run passed; 3 report written, some run failed; 1 a
 # server could not be set up or a tool is missing; 2 bad command line.
 set -euo pipefail
@@ -25,7 +31,7 @@ prog=compare.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 cd "$load_repo"
 
-usage() { sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 usage_error() {
 	printf '%s: %s\n\n' "$prog" "$*" >&2
 	usage >&2
@@ -36,6 +42,8 @@ duration=5
 workers=$(online_cpus)
 connections=16
 size=16777216
+idle_low=1000
+idle_high=8000
 generators=atoll-load,h2load,wrk
 out=
 bin=build/release/tools
@@ -50,7 +58,7 @@ while (($#)); do
 		val=${arg#*=}
 		arg=${arg%%=*}
 		;;
-	--duration | --workers | --connections | --size | --generators | --out | --bin)
+	--duration | --workers | --connections | --size | --idle-low | --idle-high | --generators | --out | --bin)
 		(($#)) || usage_error "$arg needs a value"
 		val=$1
 		shift
@@ -61,6 +69,8 @@ while (($#)); do
 	--workers) workers=$val ;;
 	--connections) connections=$val ;;
 	--size) size=$val ;;
+	--idle-low) idle_low=$val ;;
+	--idle-high) idle_high=$val ;;
 	--generators) generators=$val ;;
 	--out) out=$val ;;
 	--bin) bin=$val ;;
@@ -88,6 +98,14 @@ fi
 if ! is_uint "$size" || ((size == 0)); then
 	usage_error "--size: '$size' is not a positive byte count"
 fi
+if ! is_uint "$idle_low" || ((idle_low == 0)); then
+	usage_error "--idle-low: '$idle_low' is not a positive integer"
+fi
+idle_low=$((10#$idle_low))
+if ! is_uint "$idle_high" || ((10#$idle_high <= idle_low)); then
+	usage_error "--idle-high: '$idle_high' is not an integer above --idle-low ($idle_low)"
+fi
+idle_high=$((10#$idle_high))
 IFS=, read -r -a gen_list <<<"$generators"
 for g in "${gen_list[@]}"; do
 	[[ $g =~ ^(atoll-load|h2load|wrk)$ ]] || usage_error "--generators: unknown generator '$g'"
@@ -123,8 +141,8 @@ gens_for() {
 	local g
 	local -a all
 	case $1 in
-	handshake | churn) all=(atoll-load wrk) ;;
-	rr) all=(atoll-load h2load wrk) ;;
+	handshake | churn | plain-conn) all=(atoll-load wrk) ;;
+	rr | plain-rr) all=(atoll-load h2load wrk) ;;
 	bulk) all=(atoll-load wrk) ;;
 	idle) all=(atoll-load) ;;
 	esac
@@ -137,7 +155,7 @@ gens_for() {
 out=${out:-build/load-compare/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd -- "$out" && pwd -P)
-rm -rf "$out/runs"
+rm -rf "$out/runs" "$out/idle-memory"
 mkdir -p "$out/runs"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/atoll-compare.XXXXXX")
@@ -146,12 +164,15 @@ chmod 755 "$tmp"
 
 srv_pid=
 gen_pid=
+idle_pids=() # the atoll-load processes holding idle connections (memory)
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
-	if [[ -n $gen_pid ]]; then
-		kill -TERM "$gen_pid" 2>/dev/null || true
-		wait "$gen_pid" 2>/dev/null || true
-	fi
+	local p
+	for p in "$gen_pid" "${idle_pids[@]}"; do
+		[[ -n $p ]] || continue
+		kill -TERM "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	if [[ -n $srv_pid ]]; then
 		stop_pid "$srv_pid" 10 || true
 	fi
@@ -161,6 +182,11 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
+# The idle memory runs hold --idle-high connections in one server process (and
+# up to that many in atoll-load's): each needs a descriptor per connection.
+if [[ " ${scenarios[*]} " == *" idle "* ]] && (($(ulimit -n) < idle_high + 64)); then
+	die "--idle-high $idle_high needs at least $((idle_high + 64)) open files; ulimit -n is $(ulimit -n) (hard limit $(ulimit -Hn))"
+fi
 
 make_cert "$tmp" || die "openssl could not make the certificate"
 cp "$tmp/cert.pem" "$out/cert.pem"
@@ -176,10 +202,15 @@ loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 run_budget=$((duration + 30))
 
 # ------------------------------------------------------------------ servers
-# start_atoll RESUMPTION(on|off): sets srv_pid, srv_port.
+# start_atoll RESUMPTION(on|off|plain): sets srv_pid, srv_port. plain:
+# cleartext (--plain, no certificate).
 start_atoll() {
-	local -a args=(--address 127.0.0.1 --port 0 --isolates "$workers" --cert "$tmp/cert.pem" --key "$tmp/key.pem")
-	[[ $1 == on ]] || args+=(--no-resumption)
+	local -a args=(--address 127.0.0.1 --port 0 --isolates "$workers")
+	case $1 in
+	plain) args+=(--plain) ;;
+	on) args+=(--cert "$tmp/cert.pem" --key "$tmp/key.pem") ;;
+	*) args+=(--cert "$tmp/cert.pem" --key "$tmp/key.pem" --no-resumption) ;;
+	esac
 	"$serve" "${args[@]}" >"$tmp/atoll.stdout" 2>"$tmp/atoll.stderr" &
 	srv_pid=$!
 	printf '%s\n' "$serve ${args[*]}" >"$tmp/server.cmd"
@@ -191,15 +222,27 @@ start_atoll() {
 	fi
 }
 
-# start_nginx RESUMPTION(on|off): a private nginx in $tmp; sets srv_pid, srv_port.
+# start_nginx RESUMPTION(on|off|plain) [idle-memory]: a private nginx in $tmp;
+# sets srv_pid, srv_port. plain: a cleartext listener (no ssl). idle-memory:
+# TLSv1.3 only, listen backlog 4096 (atoll-serve's: SOMAXCONN) so that
+# thousands of simultaneous connects are not dropped, and keep-alive
+# connections kept for 10 min (atoll-serve closes none) while they are counted.
 start_nginx() {
-	local resumption=$1 i
+	local resumption=$1 protocols='TLSv1.2 TLSv1.3' listen_opts='' keepalive=75s i
+	if [[ ${2:-} == idle-memory ]]; then
+		protocols=TLSv1.3 listen_opts=' backlog=4096' keepalive=600s
+	fi
 	srv_port=$(free_port)
-	local sess
+	local sess ssl=' ssl' scheme=https what="resumption $resumption"
 	if [[ $resumption == on ]]; then
 		sess='ssl_session_tickets on; ssl_session_cache shared:SSL:10m;'
 	else
 		sess='ssl_session_tickets off; ssl_session_cache off;'
+	fi
+	if [[ $resumption == plain ]]; then
+		ssl='' scheme=http what=cleartext
+	else
+		[[ ${2:-} == idle-memory ]] && what+=", ssl_protocols $protocols, backlog 4096, keepalive_timeout $keepalive"
 	fi
 	rm -rf "$tmp/nginx"
 	mkdir -p "$tmp/nginx"
@@ -218,13 +261,13 @@ start_nginx() {
 		    uwsgi_temp_path $tmp/nginx/uwsgi;
 		    scgi_temp_path $tmp/nginx/scgi;
 		    keepalive_requests 1000000000;
-		    keepalive_timeout 75s;
+		    keepalive_timeout $keepalive;
 		    ssl_certificate $tmp/cert.pem;
 		    ssl_certificate_key $tmp/key.pem;
-		    ssl_protocols TLSv1.2 TLSv1.3;
+		    ssl_protocols $protocols;
 		    $sess
 		    server {
-		        listen 127.0.0.1:$srv_port ssl reuseport;
+		        listen 127.0.0.1:$srv_port$ssl reuseport$listen_opts;
 		        location = / { default_type text/plain; return 200 "hello\n"; }
 		        location /bytes/ { root $tmp/www; default_type application/octet-stream; }
 		    }
@@ -233,9 +276,9 @@ start_nginx() {
 	"$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" -g 'daemon off;' \
 		>"$tmp/nginx/stdout" 2>&1 &
 	srv_pid=$!
-	printf '%s\n' "nginx -p $tmp/nginx -c nginx.conf -g 'daemon off;' (worker_processes $workers, resumption $resumption)" >"$tmp/server.cmd"
+	printf '%s\n' "nginx -p $tmp/nginx -c nginx.conf -g 'daemon off;' (worker_processes $workers, $what)" >"$tmp/server.cmd"
 	for ((i = 0; i < 100; i++)); do
-		if curl -fsS --max-time 2 --cacert "$tmp/cert.pem" -o /dev/null "https://127.0.0.1:$srv_port/" 2>/dev/null; then
+		if curl -fsS --max-time 2 --cacert "$tmp/cert.pem" -o /dev/null "$scheme://127.0.0.1:$srv_port/" 2>/dev/null; then
 			# All workers up (master + N children)?
 			(($(proc_tree "$srv_pid" | wc -l) > workers)) && return 0
 		fi
@@ -262,18 +305,24 @@ gen_cmd() {
 	local scen=$1 gen=$2 dir=$3 url=https://127.0.0.1:$srv_port/
 	local -a extra
 	[[ $scen == bulk ]] && url=https://127.0.0.1:$srv_port/bytes/$size
+	plain_scenario "$scen" && url=http://127.0.0.1:$srv_port/
 	case $gen in
 	atoll-load)
 		mapfile -t extra < <(scenario_args "$scen" "$size")
-		cmd=("$load" --target "127.0.0.1:$srv_port" --scenario "$scen" --connections "$connections"
-			--duration "$duration" --cafile "$tmp/cert.pem" --json "$dir/load.json" "${extra[@]}")
+		if plain_scenario "$scen"; then
+			cmd=("$load" --plain --target "127.0.0.1:$srv_port" --scenario "$(load_scenario "$scen")"
+				--connections "$connections" --duration "$duration" --json "$dir/load.json" "${extra[@]}")
+		else
+			cmd=("$load" --target "127.0.0.1:$srv_port" --scenario "$scen" --connections "$connections"
+				--duration "$duration" --cafile "$tmp/cert.pem" --json "$dir/load.json" "${extra[@]}")
+		fi
 		;;
 	h2load)
 		cmd=(h2load --h1 -t 1 -c "$connections" -m 1 -D "$duration" "$url")
 		;;
 	wrk)
 		cmd=(wrk -t1 "-c$connections" "-d${duration}s" --timeout 10s --latency)
-		[[ $scen == handshake || $scen == churn ]] && cmd+=(-H 'Connection: close')
+		[[ $scen == handshake || $scen == churn || $scen == plain-conn ]] && cmd+=(-H 'Connection: close')
 		cmd+=("$url")
 		;;
 	esac
@@ -329,6 +378,191 @@ record_skip() {
 	printf 'scenario=%s\nserver=%s\ngenerator=%s\nstatus=%s\n' "$1" "$2" "$3" "$4" >"$dir/meta.txt"
 }
 
+# ------------------------------------------------------------- idle memory
+# The resident memory of a server holding idle TLS connections: Rss from
+# /proc/PID/smaps_rollup (exact: the kernel walks the page tables; VmRSS in
+# /proc/PID/status is a per-thread cached counter), VmRSS where smaps_rollup
+# does not exist. The same source for both servers, said in the report.
+rss_source=smaps_rollup
+[[ -r /proc/self/smaps_rollup ]] || rss_source=status
+
+# rss_bytes PID: "BYTES PROCESSES", the RSS summed over PID and its direct
+# children (nginx: master + workers; atoll-serve: its one process).
+rss_bytes() {
+	local pid kb total=0 n=0
+	while read -r pid; do
+		if [[ $rss_source == smaps_rollup ]]; then
+			kb=$(awk '$1 == "Rss:" { print $2; exit }' "/proc/$pid/smaps_rollup" 2>/dev/null) || kb=
+		else
+			kb=$(awk '$1 == "VmRSS:" { print $2; exit }' "/proc/$pid/status" 2>/dev/null) || kb=
+		fi
+		[[ -n $kb ]] || continue
+		total=$((total + kb * 1024))
+		n=$((n + 1))
+	done < <(proc_tree "$1")
+	printf '%d %d\n' "$total" "$n"
+}
+
+# rss_settled PID: rss_bytes once two readings 0.25 s apart differ by at most
+# 256 KiB (or 0.1 %): the server may still be releasing what the handshakes
+# and the exchange used. At most 5 s.
+rss_settled() {
+	local a b nb i d
+	read -r a _ < <(rss_bytes "$1")
+	for ((i = 0; i < 20; i++)); do
+		sleep 0.25
+		read -r b nb < <(rss_bytes "$1")
+		d=$((b > a ? b - a : a - b))
+		((d <= 262144 || d * 1000 <= a)) && break
+		a=$b
+	done
+	printf '%d %d\n' "$b" "$nb"
+}
+
+# established PORT: the server's established TCP connections on PORT (the
+# client ends have PORT as their destination, not their source).
+established() {
+	ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l
+}
+
+# load_progress FILE: "OPS ERRORS OPEN" from the last of atoll-load's
+# --progress lines in FILE ("[   1.0s] ops N  R ops/s  errors E  open O ...").
+load_progress() {
+	local line
+	line=$(grep -a '^\[' "$1" 2>/dev/null | tail -n 1) || true
+	[[ $line =~ \]\ +ops\ +([0-9]+)\ .*\ errors\ +([0-9]+)\ +open\ +([0-9]+) ]] || return 1
+	printf '%s %s %s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"
+}
+
+# idle_wait SECS: wait until every atoll-load in idle_pids holds all its
+# connections with their one exchange done (its last progress line: open =
+# its count in idle_counts, ops >= it), and the server has their sum
+# established on srv_port. Fails, saying why in idle_why, when an atoll-load
+# or the server exits, or after SECS.
+idle_wait() {
+	local secs=$1 i k ok total=0 ops nopen est=0 progress
+	for k in "${!idle_counts[@]}"; do total=$((total + idle_counts[k])); done
+	for ((i = 0; i < secs * 5; i++)); do
+		ok=1
+		for k in "${!idle_pids[@]}"; do
+			if ! kill -0 "${idle_pids[k]}" 2>/dev/null; then
+				idle_why="atoll-load with ${idle_counts[k]} connections exited early (see ${idle_logs[k]})"
+				return 1
+			fi
+			if ! progress=$(load_progress "${idle_logs[k]}"); then
+				ok=0
+				continue
+			fi
+			read -r ops _ nopen <<<"$progress"
+			((nopen == idle_counts[k] && ops >= idle_counts[k])) || ok=0
+		done
+		if ((ok)); then
+			est=$(established "$srv_port")
+			((est == total)) && return 0
+		fi
+		if ! kill -0 "$srv_pid" 2>/dev/null; then
+			idle_why="the server died"
+			return 1
+		fi
+		sleep 0.2
+	done
+	idle_why="not all $total connections established and idle after ${secs}s (server side: $est; see ${idle_logs[*]})"
+	return 1
+}
+
+# idle_hold COUNT NAME: one more atoll-load holding COUNT idle TLS connections
+# (handshake + one GET /, then held until it is stopped).
+idle_hold() {
+	local n=$1 name=$2 dir=$out/idle-memory/$server
+	local -a c=("$load" --target "127.0.0.1:$srv_port" --scenario idle --connections "$n"
+		--duration "$idle_hold_s" --cafile "$tmp/cert.pem" --http --progress --json "$dir/$name.json")
+	log "idle memory / $server: ${c[*]}"
+	printf '%s\n' "${c[*]}" >"$dir/$name.cmd"
+	timeout -k 5 "$((idle_hold_s + 30))" "${c[@]}" >"$dir/$name.stdout" 2>"$dir/$name.stderr" &
+	idle_pids+=("$!")
+	idle_counts+=("$n")
+	idle_logs+=("$dir/$name.stderr")
+}
+
+# idle_ramp COUNT NAME: COUNT more idle connections, from atoll-loads of at
+# most idle_batch connections each (NAME-1, NAME-2, ...), each started once
+# the ones before hold all theirs: thousands of handshakes at once on a busy
+# machine outlast atoll-load's 10 s connect timeout, and the retries pile up.
+idle_ramp() {
+	local left=$1 name=$2 i=0 n
+	while ((left > 0)); do
+		n=$((left < idle_batch ? left : idle_batch))
+		i=$((i + 1))
+		idle_hold "$n" "$name-$i"
+		idle_wait "$idle_wait_s" || return 1
+		left=$((left - n))
+	done
+}
+
+# idle_stop: stop the holding atoll-loads (SIGTERM: they close their
+# connections and write their JSON) and wait for them.
+idle_stop() {
+	local p
+	for p in "${idle_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${idle_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	idle_pids=()
+	idle_counts=()
+	idle_logs=()
+}
+
+# measure_idle_memory SERVER: a fresh SERVER (resumption on, as in the idle
+# runs; nginx: start_nginx's idle-memory setup), idle_low idle connections,
+# RSS; then idle_high - idle_low more while the first ones are held, RSS
+# again. Writes idle-memory/SERVER/result.txt.
+idle_counts=()
+idle_logs=()
+idle_batch=1000
+idle_wait_s=$((30 + idle_batch / 100))
+# The atoll-loads hold their connections until idle_stop, at most for as long
+# as every batch could take to be established.
+idle_hold_s=$(((idle_low / idle_batch + (idle_high - idle_low) / idle_batch + 2) * idle_wait_s + 60))
+measure_idle_memory() {
+	local server=$1 dir=$out/idle-memory/$1 status=ok rss_low='' rss_high='' procs='' est_low='' est_high=''
+	local idle_why=
+	mkdir -p "$dir"
+	case $server in
+	atoll) start_atoll on || status="server did not start" ;;
+	nginx) start_nginx on idle-memory || status="server did not start" ;;
+	esac
+	if [[ $status == ok ]]; then
+		cp "$tmp/server.cmd" "$dir/server.cmd"
+		[[ $server == nginx ]] && cp "$tmp/nginx/nginx.conf" "$out/nginx-idle-memory.conf"
+		log "idle memory / $server: pid $srv_pid on 127.0.0.1:$srv_port"
+		if idle_ramp "$idle_low" low; then
+			est_low=$(established "$srv_port")
+			read -r rss_low procs < <(rss_settled "$srv_pid")
+			log "idle memory / $server: $est_low established, RSS $rss_low B ($procs processes)"
+			if idle_ramp "$((idle_high - idle_low))" high; then
+				est_high=$(established "$srv_port")
+				read -r rss_high procs < <(rss_settled "$srv_pid")
+				log "idle memory / $server: $est_high established, RSS $rss_high B ($procs processes)"
+			else
+				status="at $idle_high: $idle_why"
+			fi
+		else
+			status="at $idle_low: $idle_why"
+		fi
+		idle_stop
+		kill -0 "$srv_pid" 2>/dev/null || status="server died"
+		stop_server
+	fi
+	if [[ $status != ok ]]; then
+		failed=1
+		warn "idle memory / $server: $status"
+	fi
+	{
+		printf 'server=%s\nstatus=%s\nsource=%s\n' "$server" "$status" "$rss_source"
+		printf 'low=%s\nhigh=%s\nrss_low=%s\nrss_high=%s\n' "$idle_low" "$idle_high" "$rss_low" "$rss_high"
+		printf 'established_low=%s\nestablished_high=%s\nprocesses=%s\n' "$est_low" "$est_high" "$procs"
+		printf 'server_cmd=%s\n' "$(cat "$dir/server.cmd" 2>/dev/null)"
+	} >"$dir/result.txt"
+}
+
 for scen in "${scenarios[@]}"; do
 	mapfile -t gens < <(gens_for "$scen")
 	if ((${#gens[@]} == 0)); then
@@ -337,6 +571,7 @@ for scen in "${scenarios[@]}"; do
 	fi
 	resumption=on
 	[[ $scen == handshake || $scen == churn ]] && resumption=off
+	plain_scenario "$scen" && resumption=plain
 	for server in atoll nginx; do
 		started=0
 		case $server in
@@ -349,7 +584,11 @@ for scen in "${scenarios[@]}"; do
 			server_failed=1
 			continue
 		fi
-		log "$scen: $server pid $srv_pid on 127.0.0.1:$srv_port (resumption $resumption)"
+		if [[ $resumption == plain ]]; then
+			log "$scen: $server pid $srv_pid on 127.0.0.1:$srv_port (cleartext)"
+		else
+			log "$scen: $server pid $srv_pid on 127.0.0.1:$srv_port (resumption $resumption)"
+		fi
 		for g in "${gens[@]}"; do
 			if [[ -z $srv_pid ]] || ! kill -0 "$srv_pid" 2>/dev/null; then
 				record_skip "$scen" "$server" "$g" "server died"
@@ -360,16 +599,21 @@ for scen in "${scenarios[@]}"; do
 		done
 		[[ $server == nginx ]] && cp "$tmp/nginx/nginx.conf" "$out/nginx-$scen.conf"
 		stop_server
+		if [[ $scen == idle ]]; then
+			measure_idle_memory "$server"
+		fi
 	done
 done
 
 # ------------------------------------------------------------------- report
 printf '%s\n' "${notes[@]}" >"$out/notes.txt"
 printf '%s\n' "${scenarios[@]}" >"$out/scenarios.txt"
-python3 - "$out" "$workers" "$connections" "$duration" "$size" "$(git_desc)" "$(nginx -v 2>&1)" "$loadavg" <<'PY'
+python3 - "$out" "$workers" "$connections" "$duration" "$size" "$(git_desc)" "$(nginx -v 2>&1)" "$loadavg" \
+	"$idle_low" "$idle_high" <<'PY'
 import glob, json, math, os, platform, re, sys, time
 
-out, workers, conns, duration, size, commit, nginx_version, loadavg = sys.argv[1:9]
+out, workers, conns, duration, size, commit, nginx_version, loadavg, idle_low, idle_high = sys.argv[1:11]
+idle_low, idle_high = int(idle_low), int(idle_high)
 notes = [l for l in open(os.path.join(out, "notes.txt")).read().splitlines() if l.strip()]
 
 def meta(path):
@@ -535,12 +779,55 @@ for s in scen_order:
         comparisons.append({"scenario": s, "generator": g, "unit": unit,
                             "throughput_ratio": ratio(at, nt), "per_cpu_ratio": ratio(ac, nc)})
 
+def idle_mem(server):
+    """The RSS of SERVER at idle_low and idle_high idle TLS connections."""
+    d = os.path.join(out, "idle-memory", server)
+    try:
+        m = meta(os.path.join(d, "result.txt"))
+    except OSError:
+        return None
+    num = lambda k: int(m[k]) if m.get(k, "").isdigit() else None
+    lo, hi = num("rss_low"), num("rss_high")
+    rec = {f"rss_{idle_low}": lo, f"rss_{idle_high}": hi,
+           "slope_bytes_per_conn": round((hi - lo) / (idle_high - idle_low)) if lo is not None and hi is not None else None,
+           "status": m.get("status"), "established": [num("established_low"), num("established_high")],
+           "processes": num("processes"), "server_command": m.get("server_cmd")}
+    for path in sorted(glob.glob(os.path.join(d, "*.json"))):
+        try:
+            j = json.load(open(path))
+        except (OSError, ValueError):
+            continue
+        errs = j.get("errors") or {}
+        n = sum(v for v in errs.values() if isinstance(v, (int, float))) if isinstance(errs, dict) else 0
+        if n:
+            name = os.path.basename(path)[:-5]
+            notes.append(f"idle memory / {server}: the atoll-load holding idle connections ({name}) counted "
+                         f"{n} errors ({errs}) (see idle-memory/{server}/{name}.stderr)")
+    if rec["status"] != "ok":
+        notes.append(f"**idle memory / {server}**: {rec['status']}")
+    return rec
+
+idle_memory = None
+if "idle" in scen_order:
+    src = "/proc/PID/smaps_rollup Rss"
+    try:
+        if meta(os.path.join(out, "idle-memory", "atoll", "result.txt")).get("source") == "status":
+            src = "/proc/PID/status VmRSS"
+    except OSError:
+        pass
+    a, n = idle_mem("atoll"), idle_mem("nginx")
+    idle_memory = {"atoll": a, "nginx": n, "connections": [idle_low, idle_high], "rss_source": src, "tls": "TLSv1.3"}
+    sa, sn = (a or {}).get("slope_bytes_per_conn"), (n or {}).get("slope_bytes_per_conn")
+    idle_memory["ratio"] = round(sa / sn, 4) if sa is not None and sn and sn > 0 else None
+    if sn is not None and sn <= 0:
+        notes.append(f"idle memory: nginx's slope is {sn} B/conn: no ratio (a noisy run?)")
+
 report = {"generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit,
           "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "machine": platform.machine()},
           "load_average_at_start": loadavg,
           "config": {"workers": int(workers), "connections": int(conns), "duration_s": int(duration),
                      "bulk_size": int(size), "nginx": nginx_version.strip(), "address": "127.0.0.1"},
-          "runs": runs, "comparisons": comparisons, "notes": notes}
+          "runs": runs, "comparisons": comparisons, "idle_memory": idle_memory, "notes": notes}
 with open(os.path.join(out, "report.json"), "w") as f:
     json.dump(report, f, indent=2)
 
@@ -556,6 +843,9 @@ L.append(f"- generated {report['generated']}, commit `{commit}`, {report['host']
 L.append(f"- {workers} workers each (atoll isolates = nginx worker_processes), {conns} connections, "
          f"{duration} s per run, bulk {int(size):,} B, same ECDSA P-256 certificate, TLS 1.2/1.3, ALPN http/1.1, 127.0.0.1")
 L.append(f"- {nginx_version.strip()}; handshake/churn runs: resumption off on both servers; others: tickets + session cache on both")
+if any(s.startswith("plain-") for s in scen_order):
+    L.append("- plain-rr/plain-conn: cleartext HTTP/1.1 (atoll-serve --plain, an nginx listener without ssl, "
+             "atoll-load --plain, http:// for h2load/wrk); plain-conn opens a connection per request")
 L.append("- server CPU = utime+stime of the server's processes (all threads) during the run, from /proc; "
          "client CPU = the generator's; other CPU = the rest of the machine's busy time during the run "
          "(other processes: high values mean a noisy run). The generator shares the same CPUs "
@@ -578,11 +868,30 @@ L.append("|---|---|---|--:|--:|")
 for c in comparisons:
     L.append(f"| {c['scenario']} | {c['generator']} | {c['unit']} | {fmt(c['throughput_ratio'], 2)} | {fmt(c['per_cpu_ratio'], 2)} |")
 L.append("")
+if idle_memory is not None:
+    L.append("## Memory per idle TLS connection\n")
+    L.append(f"RSS of the server ({idle_memory['rss_source']}; nginx: master + workers summed, atoll-serve: its one process), "
+             f"read once {idle_low:,} and then {idle_high:,} idle TLS 1.3 connections from atoll-load were all established "
+             f"(handshake + one GET / each, all counted by atoll-load and by `ss` on the server port; opened by "
+             f"atoll-loads of at most 1,000 connections, one after the other, the first ones held throughout). "
+             f"Each server started afresh, resumption on; nginx with `ssl_protocols TLSv1.3`, `backlog=4096`, `keepalive_timeout 600s`. "
+             f"slope = (RSS@{idle_high:,} - RSS@{idle_low:,}) / {idle_high - idle_low:,}. Below 1.00 atoll uses less memory.\n")
+    L.append(f"| server | RSS at {idle_low:,} | RSS at {idle_high:,} | slope B/conn |")
+    L.append("|---|--:|--:|--:|")
+    for srv in ("atoll", "nginx"):
+        m = idle_memory.get(srv) or {}
+        L.append(f"| {srv} | {fmt(m.get(f'rss_{idle_low}'))} | {fmt(m.get(f'rss_{idle_high}'))} | {fmt(m.get('slope_bytes_per_conn'))} |")
+    L.append("")
+    r = idle_memory.get("ratio")
+    L.append(f"idle memory slope atoll/nginx: {'n/a' if r is None else f'{r:.2f}'}")
+    L.append("")
 if notes:
     L.append("## Notes\n")
     L.extend(f"- {n}" for n in notes)
     L.append("")
-L.append(f"Raw data: `report.json`, `runs/<scenario>-<server>-<generator>/` (generator output, meta.txt), `nginx-<scenario>.conf`.  \nDirectory: `{out}`")
+L.append(f"Raw data: `report.json`, `runs/<scenario>-<server>-<generator>/` (generator output, meta.txt), `nginx-<scenario>.conf`"
+         + (", `idle-memory/<server>/` (result.txt, the holding atoll-loads' output), `nginx-idle-memory.conf`" if idle_memory is not None else "")
+         + f".  \nDirectory: `{out}`")
 with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(L) + "\n")
 PY

@@ -167,20 +167,33 @@ make_cert() {
 		-addext 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1' >/dev/null 2>&1
 }
 
-# The atoll-load arguments of each scenario besides --target/--connections/
-# --duration/--cafile/--json. Always --http: atoll-serve runs in http mode,
-# and without --http atoll-load's single exchange (handshake, idle, churn) or
-# its requests (rr) would be echo payloads that an HTTP server never answers.
+# The atoll-load arguments of each scenario besides --target/--scenario/
+# --connections/--duration/--cafile (or --plain)/--json. Always --http:
+# atoll-serve runs in http mode, and without --http atoll-load's single
+# exchange (handshake, idle, churn) or its requests (rr) would be echo
+# payloads that an HTTP server never answers.
 scenario_args() {
 	local scen=$1 size=$2
 	case $scen in
-	handshake | idle | rr | churn) printf '%s\n' --http ;;
+	handshake | idle | rr | churn | plain-rr | plain-conn) printf '%s\n' --http ;;
 	bulk) printf '%s\n' --http --size "$size" ;;
 	*) return 1 ;;
 	esac
 }
 
-valid_scenario() { [[ $1 =~ ^(handshake|rr|bulk|idle|churn)$ ]]; }
+# The scenarios: atoll-load's five over TLS, and compare.sh's cleartext ones
+# (plain-rr: rr, plain-conn: churn, over plain TCP; run.sh refuses them).
+valid_scenario() { [[ $1 =~ ^(handshake|rr|bulk|idle|churn|plain-rr|plain-conn)$ ]]; }
+# plain_scenario NAME: a cleartext scenario (atoll-load/atoll-serve --plain).
+plain_scenario() { [[ $1 == plain-* ]]; }
+# load_scenario NAME: atoll-load's --scenario for NAME.
+load_scenario() {
+	case $1 in
+	plain-rr) printf '%s\n' rr ;;
+	plain-conn) printf '%s\n' churn ;;
+	*) printf '%s\n' "$1" ;;
+	esac
+}
 
 # progress_series STDERR_FILE DAT_FILE: turn atoll-load's once-a-second
 # --progress lines on stderr, e.g.

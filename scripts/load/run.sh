@@ -70,6 +70,7 @@ while (($#)); do
 	-*) usage_error "unknown option: $arg" ;;
 	*)
 		valid_scenario "$arg" || usage_error "unknown scenario: $arg"
+		plain_scenario "$arg" && usage_error "$arg: cleartext scenarios are compare.sh's only"
 		scenarios+=("$arg")
 		;;
 	esac
