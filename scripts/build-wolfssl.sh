@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# build-wolfssl.sh - build an optimized (x86-64 assembly) wolfSSL for atoll.
+# build-wolfssl.sh - build wolfSSL made for atoll: x86-64 assembly, and only
+# the features atoll uses.
 #
 # Debian's libwolfssl is built without AES-NI / Intel asm / SP asm, which makes
-# TLS record crypto several times slower. We rebuild it from Debian's *source*
+# TLS record crypto several times slower, and with --enable-distro, which
+# turns on every feature: among them session certificates and alternate
+# chains, two copies of a 9-certificate chain buffer (about 37 KB) inside
+# every connection's WOLFSSL object. We rebuild it from Debian's *source*
 # package of exactly the installed libwolfssl-dev version, so every Debian
-# security patch is included, with Debian's own configure flags plus the asm
-# options, and install it into a private prefix inside the repo:
+# security patch is included, with Debian's compiler flags, atoll's feature
+# list (below) and the asm options, into a private prefix inside the repo:
 #
-#   <repo>/.deps/wolfssl-<debian-version>   (build log: <prefix>.log)
+#   <repo>/.deps/wolfssl-<debian-version>-atoll   (build log: <prefix>.log)
 #
 # Idempotent: when <prefix>/.built and <prefix>/lib/libwolfssl.so exist it
 # reuses them and exits at once. The system apt configuration is never
@@ -39,7 +43,9 @@ version=$(dpkg-query -W -f='${Version}' libwolfssl-dev)
 
 # An epoch ("1:...") would put a ':' into the path, which breaks rpath and
 # PKG_CONFIG_PATH lists; wolfssl has no epoch today, but be safe.
-prefix="$repo/.deps/wolfssl-${version//:/_}"
+# "-atoll" names the feature set: a prefix built with other flags (an older
+# checkout's distro build) is never taken for this one.
+prefix="$repo/.deps/wolfssl-${version//:/_}-atoll"
 logfile="$prefix.log"
 stamp="$prefix/.built"
 
@@ -177,19 +183,23 @@ run dpkg-source -x "${dsc[0]}" "$tmp/wolfssl"
 cd "$tmp/wolfssl"
 
 # --- configure flags ---------------------------------------------------------
-# Debian's flags are read from this version's debian/rules, i.e. the
-# arguments after "dh_auto_configure --" in override_dh_auto_configure.
-# For 5.5.4-2+deb12u3 they are:
-#   --enable-distro --enable-pkcs11 --disable-examples --disable-silent-rules
-mapfile -t debian_flags < <(
-	awk '
-		/^override_dh_auto_configure:/ { inside = 1; next }
-		inside && /^[^[:space:]]/        { inside = 0 }
-		inside' debian/rules |
-		grep -oE -- '--[[:alnum:]][^[:space:]\\]*' || true
+# Not Debian's --enable-distro (everything on): the features atoll calls, each
+# for a reason. tests/ exercise every one of them against this build (the
+# release preset) and against Debian's full build (the sanitizer presets).
+atoll_flags=(
+	--enable-shared --disable-static
+	--enable-tls13 --disable-oldtls         # TLS 1.2 and 1.3 only
+	--enable-opensslextra --enable-opensslall # X509/ASN1_TIME/stack calls, get1_session, alpn_select_cb
+	--enable-alpn --enable-sni --enable-supportedcurves
+	--enable-session-ticket                 # server tickets (atoll's key callback), client resumption
+	--enable-curve25519 --enable-ed25519 --enable-chacha --enable-poly1305 --enable-aesgcm
+	--enable-certgen --enable-certext --enable-certreq --enable-keygen # atoll-serve's ephemeral certificate
+	--enable-pwdbased                       # encrypted private keys (PKCS#8 and traditional PEM)
+	--enable-reproducible-build
 )
-[[ " ${debian_flags[*]} " == *' --enable-distro '* ]] ||
-	die "could not read configure flags from debian/rules (got: ${debian_flags[*]:-none}); update this script"
+# Subject alternative names in generated certificates (atoll-serve): no
+# configure switch of its own in this version.
+atoll_cppflags=-DWOLFSSL_ALT_NAMES
 
 # Debian also builds with dpkg-buildflags (hardening=+all per debian/rules);
 # use the same compiler flags so only the asm options differ.
@@ -213,10 +223,10 @@ if [[ ! -x configure ]]; then
 	run ./autogen.sh
 fi
 
-log "configuring: ${debian_flags[*]} ${extra_flags[*]}"
+log "configuring: ${atoll_flags[*]} ${extra_flags[*]}"
 run ./configure --prefix="$prefix" --libdir="$prefix/lib" \
-	"${debian_flags[@]}" "${extra_flags[@]}" \
-	CFLAGS="$cflags" CPPFLAGS="$cppflags" LDFLAGS="$ldflags"
+	"${atoll_flags[@]}" "${extra_flags[@]}" \
+	CFLAGS="$cflags" CPPFLAGS="$cppflags $atoll_cppflags" LDFLAGS="$ldflags"
 # autoconf only warns about options it does not know; surface that.
 unrecognized=$(grep -m 1 'unrecognized options' "$logfile" || true)
 if [[ -n $unrecognized ]]; then
@@ -232,9 +242,9 @@ run make -j"$jobs"
 rm -rf -- "$prefix"
 log "installing into $prefix"
 run make install
-# --enable-distro deliberately does not install options.h (Debian ships it
-# separately), but it records the build's feature/asm defines and struct
-# layouts depend on it, so consumers must include exactly this one.
+# options.h records the build's feature/asm defines and struct layouts depend
+# on it, so consumers must include exactly this one (some configurations do
+# not install it).
 if [[ ! -f $prefix/include/wolfssl/options.h ]]; then
 	install -D -m 0644 wolfssl/options.h "$prefix/include/wolfssl/options.h"
 fi
@@ -244,12 +254,16 @@ asm_defines=$(grep -oE '^#define (WOLFSSL_AESNI|USE_INTEL_SPEEDUP|WOLFSSL_SP_X86
 	"$prefix/include/wolfssl/options.h" | cut -d' ' -f2 | tr '\n' ' ' || true)
 [[ $asm_defines == *WOLFSSL_AESNI* ]] ||
 	die "options.h lacks WOLFSSL_AESNI; the asm build did not take effect"
+# The point of the feature list: no per-connection certificate chains.
+! grep -qE '^#define (SESSION_CERTS|WOLFSSL_ALT_CERT_CHAINS)\b' "$prefix/include/wolfssl/options.h" ||
+	die "options.h defines SESSION_CERTS or WOLFSSL_ALT_CERT_CHAINS; the feature list did not take effect"
 
 built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 {
 	echo "version=$version"
 	echo "arch=$arch"
-	echo "debian_flags=${debian_flags[*]}"
+	echo "atoll_flags=${atoll_flags[*]}"
+	echo "atoll_cppflags=$atoll_cppflags"
 	echo "extra_flags=${extra_flags[*]}"
 	echo "cflags=$cflags"
 	echo "cppflags=$cppflags"
