@@ -243,17 +243,30 @@ void atoll__tls_pump_input(struct atoll_conn *c)
         (c->seg_count == 0 && !c->recv_eof))
         return;
     uint8_t probe;
-    int r = wolfSSL_peek(c->ssl, &probe, 1);
-    if (r <= 0) {
+    for (;;) {
+        size_t before = atoll__conn_seg_bytes(c);
+        int r = wolfSSL_peek(c->ssl, &probe, 1);
+        if (r > 0)
+            break;
         int err = wolfSSL_get_error(c->ssl, r);
         if (err == WOLFSSL_ERROR_ZERO_RETURN || err == SOCKET_PEER_CLOSED_E) {
             c->tls_eof = true; /* close_notify (or EOF): the read side is done */
-        } else if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) {
+            break;
+        }
+        if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) {
             atoll__conn_kick_send(c); /* the alert wolfSSL queued */
             c->tls_dead = true;
             atoll__conn_fail(c, -EPROTO);
             return;
         }
+        /* WANT_READ is not always "no input left": after a post-handshake
+         * message (a TLS 1.3 NewSessionTicket, a KeyUpdate) wolfSSL_peek
+         * returns it once its own input buffer is empty, with records
+         * still waiting in our segments. Peek again while it consumed
+         * some: a peer sending tickets and its response in one flight
+         * would otherwise wait for data that already arrived. */
+        if (err != WOLFSSL_ERROR_WANT_READ || c->seg_count == 0 || atoll__conn_seg_bytes(c) == before)
+            break;
     }
     atoll__conn_kick_send(c); /* a post-handshake message may have answered */
 }

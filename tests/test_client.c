@@ -15,8 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #define CERT(f) NS_CERT(f)
 
@@ -292,4 +297,114 @@ Test(client, tls_against_openssl_s_server, .timeout = 60)
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     fclose(out);
+}
+
+/* ---- tickets and data in one flight -------------------------------------- */
+
+/* A raw wolfSSL TLS 1.3 server on a socket the test owns. After the
+ * handshake it seals two NewSessionTickets and then the application data
+ * into memory, and sends all of it with one send(): the client's ring then
+ * delivers tickets and data in one segment. */
+typedef struct tk_server {
+    int lfd;
+    uint16_t port;
+    const char *data;
+    int result; /* 0, or the step that failed (negative) */
+    uint8_t flight[8192];
+    size_t flight_len;
+} tk_server;
+
+static int tk_capture(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    tk_server *t = ctx;
+    (void)ssl;
+    if (t->flight_len + (size_t)sz > sizeof(t->flight))
+        return WOLFSSL_CBIO_ERR_GENERAL;
+    memcpy(t->flight + t->flight_len, buf, (size_t)sz);
+    t->flight_len += (size_t)sz;
+    return sz;
+}
+
+static void *tk_serve(void *arg)
+{
+    tk_server *t = arg;
+    t->result = -1;
+    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method());
+    if (!ctx)
+        return NULL;
+    int fd = -1;
+    WOLFSSL *ssl = NULL;
+    if (wolfSSL_CTX_use_certificate_chain_file(ctx, CERT("server_chain.pem")) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_use_PrivateKey_file(ctx, CERT("server_key.pem"), WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+        t->result = -2;
+        goto out;
+    }
+    fd = accept(t->lfd, NULL, NULL);
+    ssl = fd >= 0 ? wolfSSL_new(ctx) : NULL;
+    if (!ssl || wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS || wolfSSL_accept(ssl) != WOLFSSL_SUCCESS) {
+        t->result = -3;
+        goto out;
+    }
+    /* From here on, every record goes into t->flight. */
+    wolfSSL_SSLSetIOSend(ssl, tk_capture);
+    wolfSSL_SetIOWriteCtx(ssl, t);
+    if (wolfSSL_send_SessionTicket(ssl) != WOLFSSL_SUCCESS || wolfSSL_send_SessionTicket(ssl) != WOLFSSL_SUCCESS) {
+        t->result = -4;
+        goto out;
+    }
+    int n = (int)strlen(t->data);
+    if (wolfSSL_write(ssl, t->data, n) != n) {
+        t->result = -5;
+        goto out;
+    }
+    if (send(fd, t->flight, t->flight_len, MSG_NOSIGNAL) != (ssize_t)t->flight_len) {
+        t->result = -6;
+        goto out;
+    }
+    /* Wait for the client to close (its close_notify or FIN). */
+    char sink[256];
+    while (recv(fd, sink, sizeof(sink), 0) > 0)
+        ;
+    t->result = 0;
+out:
+    wolfSSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    wolfSSL_CTX_free(ctx);
+#ifdef FP_ECC
+    wc_ecc_fp_free(); /* this thread's fixed-point cache */
+#endif
+    return NULL;
+}
+
+/* Regression: after a post-handshake message wolfSSL_peek returns
+ * WANT_READ once its own input buffer is empty, although more records sit
+ * in the connection's segments; the client then waited for bytes that had
+ * already arrived (seen against nginx, which sends two tickets with its
+ * first response, with the wolfSSL build made for atoll). */
+Test(client, tls_tickets_and_data_in_one_flight, .timeout = 60)
+{
+    tk_server t = {.data = "data after two tickets"};
+    t.lfd = ns_bound_socket(&t.port);
+    cr_assert_geq(t.lfd, 0);
+    cr_assert_eq(listen(t.lfd, 4), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, tk_serve, &t), 0);
+
+    atoll_runtime *rt = sup_start_n(1);
+    cl *x = cl_new("127.0.0.1", t.port);
+    x->opts.secure = true;
+    x->opts.ca_file = CERT("trusted_certs.pem");
+    x->opts.server_name = "localhost";
+    x->expect = strlen(t.data);
+    cl_run(rt, 0, x);
+    cr_assert_eq(x->status, 0, "%s", atoll_strerror(x->status));
+    x->got[x->got_len] = '\0';
+    cr_assert_str_eq(x->got, t.data, "the client read %zu bytes", x->got_len);
+    atoll_session_free(x->session);
+    free(x);
+    sup_shutdown(rt);
+    pthread_join(th, NULL);
+    close(t.lfd);
+    cr_assert_eq(t.result, 0, "the test server failed at step %d", t.result);
 }
