@@ -33,11 +33,11 @@ ko() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
 mkdir -p "$WORK/tmp"
 rc=0
 TMPDIR=$WORK/tmp "$COMPARE" --duration 1 --generators atoll-load --bin "$TOOLS" --out "$WORK/out" \
-    --idle-low 50 --idle-high 200 plain-rr idle >"$WORK/stdout" 2>"$WORK/stderr" || rc=$?
+    --idle-low 50 --idle-high 200 handshake plain-rr idle >"$WORK/stdout" 2>"$WORK/stderr" || rc=$?
 if [ "$rc" -eq 0 ]; then
-    ok "compare.sh plain-rr idle: exit 0"
+    ok "compare.sh handshake plain-rr idle: exit 0"
 else
-    ko "compare.sh plain-rr idle: exit $rc"
+    ko "compare.sh handshake plain-rr idle: exit $rc"
     tail -n 20 "$WORK/stderr"
 fi
 
@@ -95,14 +95,23 @@ check(isinstance(im, dict), "idle_memory is an object")
 im = im or {}
 for server in ("atoll", "nginx"):
     m = im.get(server) or {}
-    for k in ("rss_50", "rss_200", "slope_bytes_per_conn"):
+    for k in ("rss_50", "rss_200", "rss_low", "rss_high", "slope_bytes_per_conn"):
         check(num(m.get(k)), f"idle_memory.{server}.{k} is a number ({m.get(k)!r})")
     check(num(m.get("rss_50")) and m["rss_50"] > 0, f"idle_memory.{server}.rss_50 > 0")
     check(m.get("status") == "ok", f"idle_memory.{server}.status ok ({m.get('status')!r})")
     check(m.get("established") == [50, 200], f"idle_memory.{server}: 50 then 200 established")
 check(num(im.get("ratio")), f"idle_memory.ratio is a number ({im.get('ratio')!r})")
 
+hl = rep.get("handshake_limit") or {}
+check(num(hl.get("in_process_server_handshakes_per_cpu_s")) and hl["in_process_server_handshakes_per_cpu_s"] > 0,
+      "handshake_limit: the in-process rate")
+check(num((hl.get("fractions") or {}).get("atoll-load")), "handshake_limit.fractions.atoll-load is a number")
+check(hl.get("group") == "X25519", "handshake_limit: X25519")
+
 md = open(os.path.join(out, "report.md")).read()
+check("## Handshakes against wolfSSL's in-process limit" in md, "report.md: handshake limit section")
+check(re.search(r"^\| atoll-load \| [\d,.]+ \| [\d,.]+ \| \d+\.\d\d \|$", md, re.M) is not None,
+      "report.md: handshake fraction row")
 check("## Memory per idle TLS connection" in md, "report.md: memory section")
 check(re.search(r"^\| server \| RSS at 50 \| RSS at 200 \| slope B/conn \|$", md, re.M) is not None, "report.md: memory table")
 check(re.search(r"^idle memory slope atoll/nginx: \d+\.\d\d$", md, re.M) is not None, "report.md: ratio line")

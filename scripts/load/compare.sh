@@ -22,6 +22,8 @@
 # --idle-low and --idle-high idle connections; plain-rr (cleartext rr):
 # atoll-load --plain, h2load --h1, wrk; plain-conn (cleartext, a connection
 # per request): atoll-load --plain --scenario churn, wrk (Connection: close).
+# With handshake, atoll-hsbench (in --bin) measures wolfSSL's in-process
+# server handshake rate, and the report gives atoll's fraction of it.
 # Exit status: 0 every run passed; 3 report written, some run failed; 1 a
 # server could not be set up or a tool is missing; 2 bad command line.
 set -euo pipefail
@@ -31,7 +33,7 @@ prog=compare.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 cd "$load_repo"
 
-usage() { sed -n '2,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,29s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 usage_error() {
 	printf '%s: %s\n\n' "$prog" "$*" >&2
 	usage >&2
@@ -113,6 +115,7 @@ done
 
 serve=$bin/atoll-serve
 load=$bin/atoll-load
+hsbench=$bin/atoll-hsbench
 [[ -x $serve ]] || die "$serve not found (build first: make build)"
 command -v nginx >/dev/null || die "nginx not found (scripts/deps.sh installs nginx-light)"
 command -v openssl >/dev/null || die "openssl not found"
@@ -605,6 +608,23 @@ for scen in "${scenarios[@]}"; do
 	done
 done
 
+# The handshake scenario's ceiling: wolfSSL's own server handshake rate in
+# process (atoll-hsbench: same build, certificate kind, settings, TLS 1.3
+# X25519), measured with no server running, for the report's fraction.
+if [[ " ${scenarios[*]} " == *" handshake "* ]]; then
+	if [[ -x $hsbench ]]; then
+		log "handshake: wolfSSL in-process limit: $hsbench --seconds $duration"
+		if ! timeout -k 5 "$run_budget" "$hsbench" --seconds "$duration" --json "$out/hsbench.json" \
+			>"$out/hsbench.stdout" 2>"$out/hsbench.stderr"; then
+			rm -f "$out/hsbench.json"
+			notes+=("atoll-hsbench failed: $(tail -n 1 "$out/hsbench.stderr")")
+			failed=1
+		fi
+	else
+		notes+=("$hsbench not found: no in-process handshake limit")
+	fi
+fi
+
 # ------------------------------------------------------------------- report
 printf '%s\n' "${notes[@]}" >"$out/notes.txt"
 printf '%s\n' "${scenarios[@]}" >"$out/scenarios.txt"
@@ -788,7 +808,7 @@ def idle_mem(server):
         return None
     num = lambda k: int(m[k]) if m.get(k, "").isdigit() else None
     lo, hi = num("rss_low"), num("rss_high")
-    rec = {f"rss_{idle_low}": lo, f"rss_{idle_high}": hi,
+    rec = {f"rss_{idle_low}": lo, f"rss_{idle_high}": hi, "rss_low": lo, "rss_high": hi,
            "slope_bytes_per_conn": round((hi - lo) / (idle_high - idle_low)) if lo is not None and hi is not None else None,
            "status": m.get("status"), "established": [num("established_low"), num("established_high")],
            "processes": num("processes"), "server_command": m.get("server_cmd")}
@@ -822,12 +842,28 @@ if "idle" in scen_order:
     if sn is not None and sn <= 0:
         notes.append(f"idle memory: nginx's slope is {sn} B/conn: no ratio (a noisy run?)")
 
+handshake_limit = None
+try:
+    hs = json.load(open(os.path.join(out, "hsbench.json")))
+except (OSError, ValueError):
+    hs = None
+if hs and hs.get("server_handshakes_per_cpu_s"):
+    limit = float(hs["server_handshakes_per_cpu_s"])
+    fractions = {}
+    for r in runs:
+        if r["scenario"] == "handshake" and r["server"] == "atoll" and r.get("ops_per_cpu_s"):
+            fractions[r["generator"]] = round(r["ops_per_cpu_s"] / limit, 4)
+    handshake_limit = {"in_process_server_handshakes_per_cpu_s": limit, "wolfssl_version": hs.get("wolfssl_version"),
+                       "wolfssl_build": hs.get("wolfssl_build"), "cipher": hs.get("cipher"), "group": hs.get("group"),
+                       "handshakes": hs.get("handshakes"), "fractions": fractions}
+
 report = {"generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit,
           "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "machine": platform.machine()},
           "load_average_at_start": loadavg,
           "config": {"workers": int(workers), "connections": int(conns), "duration_s": int(duration),
                      "bulk_size": int(size), "nginx": nginx_version.strip(), "address": "127.0.0.1"},
-          "runs": runs, "comparisons": comparisons, "idle_memory": idle_memory, "notes": notes}
+          "runs": runs, "comparisons": comparisons, "idle_memory": idle_memory,
+          "handshake_limit": handshake_limit, "notes": notes}
 with open(os.path.join(out, "report.json"), "w") as f:
     json.dump(report, f, indent=2)
 
@@ -868,6 +904,20 @@ L.append("|---|---|---|--:|--:|")
 for c in comparisons:
     L.append(f"| {c['scenario']} | {c['generator']} | {c['unit']} | {fmt(c['throughput_ratio'], 2)} | {fmt(c['per_cpu_ratio'], 2)} |")
 L.append("")
+if handshake_limit is not None:
+    hl = handshake_limit
+    L.append("## Handshakes against wolfSSL's in-process limit\n")
+    L.append(f"atoll-hsbench: {fmt(hl['in_process_server_handshakes_per_cpu_s'])} full TLS 1.3 handshakes per CPU-second "
+             f"of server-side wolfSSL calls, no sockets (wolfSSL {hl['wolfssl_version']} {hl['wolfssl_build']}, "
+             f"{hl['cipher']}, {hl['group']}, {hl['handshakes']:,} handshakes). The fraction is atoll's handshakes per "
+             f"server CPU-second in the handshake runs over that limit (see docs/performance.md).\n")
+    L.append("| generator | atoll handshakes per server CPU-s | in-process limit | fraction |")
+    L.append("|---|--:|--:|--:|")
+    for r in runs:
+        if r["scenario"] == "handshake" and r["server"] == "atoll" and r["generator"] in hl["fractions"]:
+            L.append(f"| {r['generator']} | {fmt(r.get('ops_per_cpu_s'))} | {fmt(hl['in_process_server_handshakes_per_cpu_s'])} | "
+                     f"{fmt(hl['fractions'][r['generator']], 2)} |")
+    L.append("")
 if idle_memory is not None:
     L.append("## Memory per idle TLS connection\n")
     L.append(f"RSS of the server ({idle_memory['rss_source']}; nginx: master + workers summed, atoll-serve: its one process), "
