@@ -388,10 +388,11 @@ Test(client, tls_tickets_and_data_in_one_flight, .timeout = 60)
     t.lfd = ns_bound_socket(&t.port);
     cr_assert_geq(t.lfd, 0);
     cr_assert_eq(listen(t.lfd, 4), 0);
+    /* The runtime first: its creation initialises wolfSSL, which must not
+     * run concurrently with the server thread's first wolfSSL call. */
+    atoll_runtime *rt = sup_start_n(1);
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, tk_serve, &t), 0);
-
-    atoll_runtime *rt = sup_start_n(1);
     cl *x = cl_new("127.0.0.1", t.port);
     x->opts.secure = true;
     x->opts.ca_file = CERT("trusted_certs.pem");
