@@ -136,7 +136,7 @@ static void atoll_conn_destroy(atoll_obj *o)
     atoll__certificate_free(c->peer_cert);
     free(c->alpn);
     free(c->wpend);
-    atoll__pool_put(&net->out_pool, c->out);
+    atoll__conn_out_release(c);
     atoll__stats_unref(c->stats);
     /* Only teardown and never-started connections get here with the slot
      * in use: no op is live (the last reference is gone). */

@@ -14,27 +14,66 @@ size_t atoll__conn_out_pending(const struct atoll_conn *c)
     return c->out_len + c->wpend_len;
 }
 
-ssize_t atoll__conn_out_room(struct atoll_conn *c)
+static atoll_buf_pool *atoll_out_pool(struct atoll_conn *c, uint32_t cap)
+{
+    return cap == ATOLL_CONN_OUT_CAP ? &c->iso->net->out_pool : &c->iso->net->out_small_pool;
+}
+
+void atoll__conn_out_release(struct atoll_conn *c)
+{
+    if (!c->out)
+        return;
+    atoll__pool_put(atoll_out_pool(c, c->out_cap), c->out);
+    c->out = NULL;
+    c->out_cap = c->out_head = c->out_len = 0;
+}
+
+/* Moves the pending bytes into a large ring (nothing in flight: the kernel
+ * reads neither). */
+static int atoll_out_grow(struct atoll_conn *c)
+{
+    uint8_t *big = atoll__pool_get(&c->iso->net->out_pool, ATOLL_CONN_OUT_CAP);
+    if (!big)
+        return -ENOMEM;
+    uint32_t first = c->out_cap - c->out_head < c->out_len ? c->out_cap - c->out_head : c->out_len;
+    memcpy(big, c->out + c->out_head, first);
+    memcpy(big + first, c->out, c->out_len - first);
+    atoll__pool_put(&c->iso->net->out_small_pool, c->out);
+    c->out = big;
+    c->out_cap = ATOLL_CONN_OUT_CAP;
+    c->out_head = 0;
+    return 0;
+}
+
+ssize_t atoll__conn_out_room(struct atoll_conn *c, size_t want)
 {
     if (!c->out) {
-        c->out = atoll__pool_get(&c->iso->net->out_pool, ATOLL_CONN_OUT_CAP);
+        c->out = atoll__pool_get(&c->iso->net->out_small_pool, ATOLL_CONN_OUT_SMALL);
         if (!c->out)
             return -ENOMEM;
+        c->out_cap = ATOLL_CONN_OUT_SMALL;
         c->out_head = c->out_len = 0;
     }
-    return (ssize_t)(ATOLL_CONN_OUT_CAP - c->out_len);
+    if (c->out_cap == ATOLL_CONN_OUT_SMALL && c->out_len + want > ATOLL_CONN_OUT_SMALL && !c->send_inflight) {
+        int ret = atoll_out_grow(c);
+        /* Without a large ring the small one's room still serves (the
+         * write goes short); only a full one with no way to grow fails. */
+        if (ret < 0 && c->out_len == c->out_cap)
+            return ret;
+    }
+    return (ssize_t)(c->out_cap - c->out_len);
 }
 
 size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len)
 {
-    ssize_t room = atoll__conn_out_room(c);
+    ssize_t room = atoll__conn_out_room(c, len);
     if (room <= 0)
         return 0;
     size_t n = len < (size_t)room ? len : (size_t)room;
     /* A ring: the room is all that is not pending, whatever is in flight,
      * so writes never wait for a send to finish to reuse the front. */
-    size_t tail = (c->out_head + c->out_len) % ATOLL_CONN_OUT_CAP;
-    size_t first = ATOLL_CONN_OUT_CAP - tail < n ? ATOLL_CONN_OUT_CAP - tail : n;
+    size_t tail = (c->out_head + c->out_len) % c->out_cap;
+    size_t first = c->out_cap - tail < n ? c->out_cap - tail : n;
     memcpy(c->out + tail, src, first);
     memcpy(c->out, src + first, n - first);
     c->out_len += (uint32_t)n;
@@ -51,7 +90,7 @@ void atoll__conn_kick_send(struct atoll_conn *c)
         return;
     }
     /* The contiguous part up to the ring's end; the rest goes next. */
-    uint32_t to_end = ATOLL_CONN_OUT_CAP - c->out_head;
+    uint32_t to_end = c->out_cap - c->out_head;
     c->send_len = c->out_len < to_end ? c->out_len : to_end;
     io_uring_prep_send(sqe, c->fd, c->out + c->out_head, c->send_len, MSG_NOSIGNAL);
     sqe->flags |= IOSQE_FIXED_FILE;
@@ -76,16 +115,14 @@ void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
             atoll__conn_fail(c, cqe->res);
         return;
     }
-    c->out_head = (c->out_head + (uint32_t)cqe->res) % ATOLL_CONN_OUT_CAP;
+    c->out_head = (c->out_head + (uint32_t)cqe->res) % c->out_cap;
     c->out_len -= (uint32_t)cqe->res;
     c->stats->bytes_out += (uint64_t)cqe->res;
     atoll_stat_add(&c->iso->stats.net_bytes_out, (uint64_t)cqe->res);
     if (c->out_len == 0) {
         c->out_head = 0;
-        if (c->state == ATOLL_CONN_OPEN && !c->wpend_len) {
-            atoll__pool_put(&c->iso->net->out_pool, c->out); /* idle: no output buffer */
-            c->out = NULL;
-        }
+        if (!c->wpend_len)
+            atoll__conn_out_release(c); /* idle (or between flights): no output ring */
     }
     if (c->tls && c->wpend_len)
         atoll__tls_flush_pending(c);

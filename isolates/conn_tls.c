@@ -322,7 +322,8 @@ ssize_t atoll__tls_write(struct atoll_conn *c, const void *buf, size_t len)
     /* Hand wolfSSL only what its records leave room for in the output
      * buffer: then it never stops half way (WANT_WRITE), and the caller's
      * plaintext needs no copy kept for a retry. */
-    ssize_t room = atoll__conn_out_room(c);
+    /* What `len` takes sealed, about: a record header and tag per record. */
+    ssize_t room = atoll__conn_out_room(c, len + (len / 16384 + 1) * 64);
     if (room < 0)
         return room;
     len = atoll_tls_fit(c->ssl, len, (size_t)room);

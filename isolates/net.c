@@ -238,6 +238,7 @@ void atoll__net_teardown(struct atoll_isolate *iso)
     }
     free(net->tls_ctxs);
     atoll_pool_drain(&net->out_pool);
+    atoll_pool_drain(&net->out_small_pool);
     /* The buffer ring memory stays mapped until the ring is closed (join):
      * the kernel owns its registration. */
     iso->net_keep = net;

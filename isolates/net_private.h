@@ -20,7 +20,12 @@
 
 /* Output accepted from the application until writes go short. */
 #define ATOLL_CONN_OUT_HIGH 65536u
-/* Output buffer capacity: high water plus room for a TLS flight/records. */
+/* Output ring capacities. Every connection starts with the small one: a
+ * handshake flight, a response, a few records; it moves to the large one
+ * (high water plus room for whole TLS records) only when a write needs more
+ * than the small ring can hold. A burst of handshakes then costs 16 KiB a
+ * connection, not 96 KiB, and idle connections hold neither. */
+#define ATOLL_CONN_OUT_SMALL 16384u
 #define ATOLL_CONN_OUT_CAP (ATOLL_CONN_OUT_HIGH + 32768u)
 
 typedef struct atoll_bufring {
@@ -54,7 +59,8 @@ typedef struct atoll_buf_pool {
 typedef struct atoll_net {
     atoll_bufring bufs;
     atoll_fixed_files files; /* direct descriptors of every connection */
-    atoll_buf_pool out_pool;
+    atoll_buf_pool out_pool;       /* ATOLL_CONN_OUT_CAP rings */
+    atoll_buf_pool out_small_pool; /* ATOLL_CONN_OUT_SMALL rings */
     struct atoll_server *servers; /* all servers of the isolate */
     struct atoll_conn *conns;     /* all connections */
     atoll_conn_queue ready;       /* connections with events to dispatch */
@@ -181,6 +187,7 @@ struct atoll_conn {
      * while data is pending). out_len bytes wait from out_head on; the
      * send in flight covers the first send_len of them (contiguous). */
     uint8_t *out;
+    uint32_t out_cap; /* ATOLL_CONN_OUT_SMALL or ATOLL_CONN_OUT_CAP; 0: no ring */
     uint32_t out_head, out_len, send_len;
     bool send_inflight;
 
@@ -279,10 +286,13 @@ void atoll__conn_segs_release(struct atoll_conn *c);
 void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe);
 void atoll__conn_kick_send(struct atoll_conn *c);
 /* Appends to the output buffer; returns bytes taken. */
-/* conn_send.c: the bytes the output buffer can take now, taking a buffer
- * from the pool and compacting it first when nothing is in flight;
- * -ENOMEM when no buffer can be had. */
-ssize_t atoll__conn_out_room(struct atoll_conn *c);
+/* conn_send.c: the bytes the output ring can take now, for a write of
+ * `want` bytes: takes a ring from the pools (small first), and moves to a
+ * large one when `want` does not fit the small one and nothing is in
+ * flight. -ENOMEM when no ring can be had. */
+ssize_t atoll__conn_out_room(struct atoll_conn *c, size_t want);
+/* conn_send.c: gives the output ring back to its pool (nothing pending). */
+void atoll__conn_out_release(struct atoll_conn *c);
 /* conn_send.c: copies up to `len` bytes into the output buffer; returns
  * the count (0: full, or no buffer). */
 size_t atoll__conn_out_append(struct atoll_conn *c, const uint8_t *src, size_t len);
