@@ -5,11 +5,11 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli_flags.h"
 #include "hsbench.h"
 
 #define DEFAULT_HANDSHAKES 2000u
@@ -60,18 +60,8 @@ static const char usage_text[] =
     "not negotiate TLS 1.3 with X25519 and atoll's cipher, the JSON file);\n"
     "2 bad command line.\n";
 
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n\n%s", usage_text);
-    va_end(ap);
-    exit(2);
-}
+/* The reason, the usage, exit 2 (tools/common/cli_flags.c). */
+#define usage_error(...) cli_usage_error(PROG, usage_text, __VA_ARGS__)
 
 static uint64_t parse_count(const char *flag, const char *s, uint64_t lo, uint64_t hi)
 {
@@ -104,56 +94,35 @@ void parse_args(int argc, char **argv, config *cfg)
     cfg->handshakes = DEFAULT_HANDSHAKES;
     bool handshakes_set = false;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = NULL;
-        char flagbuf[64];
+        char flagbuf[CLI_FLAG_BUF];
+        const char *val;
         /* --flag=value is accepted as well as --flag value. */
-        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
-        if (eq && (size_t)(eq - a) < sizeof(flagbuf)) {
-            memcpy(flagbuf, a, (size_t)(eq - a));
-            flagbuf[eq - a] = '\0';
-            val = eq + 1;
-            a = flagbuf;
-        }
-#define FLAG(name) (strcmp(a, name) == 0)
-#define NEED_VALUE()                                                                                                   \
-    do {                                                                                                               \
-        if (!val) {                                                                                                    \
-            if (i + 1 >= argc)                                                                                         \
-                usage_error("%s needs a value", a);                                                                    \
-            val = argv[++i];                                                                                           \
-        }                                                                                                              \
-        if (!*val)                                                                                                     \
-            usage_error("%s needs a non-empty value", a);                                                              \
-    } while (0)
+        const char *a = cli_split_flag(argv[i], flagbuf, &val);
         if (FLAG("-h") || FLAG("--help")) {
-            if (val)
-                usage_error("%s takes no value", a);
+            NO_VALUE();
             fputs(usage_text, stdout);
             exit(0);
         } else if (FLAG("--handshakes")) {
-            NEED_VALUE();
+            NEED_NONEMPTY_VALUE();
             cfg->handshakes = parse_count(a, val, 1, MAX_HANDSHAKES);
             handshakes_set = true;
         } else if (FLAG("--seconds")) {
-            NEED_VALUE();
+            NEED_NONEMPTY_VALUE();
             cfg->seconds = parse_seconds(a, val);
         } else if (FLAG("--cert")) {
-            NEED_VALUE();
+            NEED_NONEMPTY_VALUE();
             cfg->cert = val;
         } else if (FLAG("--key")) {
-            NEED_VALUE();
+            NEED_NONEMPTY_VALUE();
             cfg->key = val;
         } else if (FLAG("--json")) {
-            NEED_VALUE();
+            NEED_NONEMPTY_VALUE();
             cfg->json = val;
         } else if (a[0] == '-') {
             usage_error("unknown option '%s'", argv[i]);
         } else {
             usage_error("unexpected argument '%s'", argv[i]);
         }
-#undef FLAG
-#undef NEED_VALUE
     }
     if (handshakes_set && cfg->seconds > 0)
         usage_error("--handshakes and --seconds exclude each other");

@@ -1,32 +1,27 @@
 /*
  * tools/atoll-hsbench/ctx.c: the two wolfSSL contexts of a run, made once:
- * the server's with the settings runtime/base/tls_ctx.c gives a server
+ * the server's built by atoll itself, as an isolate builds it for a server
  * without resumption (atoll_server_options.disable_resumption), and a
- * TLS 1.3-only client's. The library's builder is internal, so its
- * settings are repeated here; a run checks the negotiated suite and group
- * against them, so a drift shows as a failed run rather than a wrong number.
+ * TLS 1.3-only client's. A run checks the negotiated suite and group
+ * against atoll's documented preference, so a drift shows as a failed run
+ * rather than a wrong number.
  */
 #include <stdio.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
+#include <atoll/atoll.h>
+
+/* Internal to the library (tools link atoll_static): this bench's whole
+ * point is wolfSSL with atoll's own server settings, so it builds the
+ * server context with atoll's builder rather than a copy of it. */
+#include "runtime/base/tls_context.h"
+
 #include "hsbench.h"
 
-/* runtime/base/tls_ctx.c's two cipher orders, chosen there by whether
- * AES-GCM is fast here (atoll_runtime_info.tls_cipher_preference). */
-static const char ciphers_aes_first[] =
-    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-static const char ciphers_chacha_first[] = "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:"
-                                           "TLS13-AES256-GCM-SHA384:"
-                                           "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-                                           "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-                                           "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384";
-
-/* X25519 first, as atoll's servers and clients rank them. */
+/* X25519 first, as atoll's clients rank them (runtime/base/tls_ctx.c); the
+ * client is this bench's own (TLS 1.3 only, wolfSSL's default suites). */
 static int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
 #define NGROUPS ((int)(sizeof(groups) / sizeof(groups[0])))
 
@@ -40,46 +35,49 @@ static int ctx_error(WOLFSSL_CTX *w, const char *what, int rc, char *err, size_t
     return -1;
 }
 
+/* Records what failed with the security context's reason (atoll's error
+ * text when it has none, as for -ENOMEM), and drops the context. */
+static int sc_error(atoll_security_context *sc, const char *what, int rc, char *err, size_t errlen)
+{
+    const char *reason = atoll_security_context_last_error(sc);
+    snprintf(err, errlen, "%s: %s", what, reason[0] != '\0' ? reason : atoll_strerror(rc));
+    atoll_security_context_release(sc);
+    return -1;
+}
+
 int server_ctx_new(const material *m, bool aes_first, WOLFSSL_CTX **out, const char **first_tls13, char *err,
                    size_t errlen)
 {
     *out = NULL;
-    WOLFSSL_CTX *w = wolfSSL_CTX_new(wolfTLS_server_method());
-    if (w == NULL) {
-        snprintf(err, errlen, "wolfSSL_CTX_new(server): out of memory");
+    atoll_security_context *sc = NULL;
+    int rc = atoll_security_context_new(&sc);
+    if (rc < 0) {
+        snprintf(err, errlen, "atoll_security_context_new: %s", atoll_strerror(rc));
         return -1;
     }
-    int rc;
-    /* atoll's default minimum (TLS 1.2); the client below offers 1.3 only. */
-    if ((rc = wolfSSL_CTX_SetMinVersion(w, WOLFSSL_TLSV1_2)) != WOLFSSL_SUCCESS)
-        return ctx_error(w, "wolfSSL_CTX_SetMinVersion", rc, err, errlen);
-    rc = wolfSSL_CTX_use_certificate_chain_buffer_format(w, m->cert_pem, (long)m->cert_len, WOLFSSL_FILETYPE_PEM);
-    if (rc != WOLFSSL_SUCCESS)
-        return ctx_error(w, "server certificate", rc, err, errlen);
-    rc = wolfSSL_CTX_use_PrivateKey_buffer(w, m->key_pem, (long)m->key_len, WOLFSSL_FILETYPE_PEM);
-    if (rc != WOLFSSL_SUCCESS)
-        return ctx_error(w, "server private key", rc, err, errlen);
-    if ((rc = wolfSSL_CTX_check_private_key(w)) != WOLFSSL_SUCCESS)
-        return ctx_error(w, "the private key is not the certificate's", rc, err, errlen);
-
-    const char *list = aes_first ? ciphers_aes_first : ciphers_chacha_first;
-    if ((rc = wolfSSL_CTX_set_cipher_list(w, list)) != WOLFSSL_SUCCESS)
-        return ctx_error(w, "wolfSSL_CTX_set_cipher_list", rc, err, errlen);
-    if ((rc = wolfSSL_CTX_set_groups(w, groups, NGROUPS)) != WOLFSSL_SUCCESS)
-        return ctx_error(w, "wolfSSL_CTX_set_groups(server)", rc, err, errlen);
-    wolfSSL_CTX_set_options(w, WOLFSSL_OP_CIPHER_SERVER_PREFERENCE);
-    wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_NONE, NULL);
-    /* Every handshake full: no tickets, no session cache (atoll's
-     * disable_resumption); a TLS 1.3 server would otherwise also seal and
-     * send a NewSessionTicket after each handshake. */
-    if ((rc = wolfSSL_CTX_NoTicketTLSv12(w)) != WOLFSSL_SUCCESS)
-        return ctx_error(w, "wolfSSL_CTX_NoTicketTLSv12", rc, err, errlen);
-    /* This one returns 0 on success (wolfSSL 5.5.4). */
-    if ((rc = wolfSSL_CTX_no_ticket_TLSv13(w)) != 0)
-        return ctx_error(w, "wolfSSL_CTX_no_ticket_TLSv13", rc, err, errlen);
-    if ((rc = (int)wolfSSL_CTX_set_session_cache_mode(w, WOLFSSL_SESS_CACHE_OFF)) != WOLFSSL_SUCCESS)
-        return ctx_error(w, "wolfSSL_CTX_set_session_cache_mode", rc, err, errlen);
+    /* The material as atoll-serve gives it: PEM, no password; atoll checks
+     * that the key is the certificate's. The default minimum stays
+     * (TLS 1.2); the client below offers 1.3 only. */
+    rc = atoll_security_context_use_certificate_chain(sc, m->cert_pem, m->cert_len, ATOLL_ENCODING_PEM);
+    if (rc < 0)
+        return sc_error(sc, "server certificate", rc, err, errlen);
+    rc = atoll_security_context_use_private_key(sc, m->key_pem, m->key_len, ATOLL_ENCODING_PEM, NULL);
+    if (rc < 0)
+        return sc_error(sc, "server private key", rc, err, errlen);
+    /* No ticket keys: tickets and the session cache off, every handshake
+     * full (a TLS 1.3 server would otherwise also seal and send a
+     * NewSessionTicket after each one). The context copies the material:
+     * the security context is not needed afterwards. */
+    WOLFSSL_CTX *w = NULL;
+    rc = atoll__tls_server_ctx_new(sc, NULL, &w);
+    if (rc < 0)
+        return sc_error(sc, "atoll's server context", rc, err, errlen);
+    atoll_security_context_release(sc);
     link_set_io(w);
+    /* The first TLS 1.3 suite of the order atoll documents for this machine
+     * (atoll_runtime_info.tls_cipher_preference): what a run must
+     * negotiate. Stated here, not read from the context, so that it checks
+     * the builder. */
     *first_tls13 = aes_first ? "TLS13-AES128-GCM-SHA256" : "TLS13-CHACHA20-POLY1305-SHA256";
     *out = w;
     return 0;

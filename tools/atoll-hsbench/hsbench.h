@@ -47,10 +47,11 @@ void material_free(material *m);
 
 /* ---- wolfSSL contexts (ctx.c) --------------------------------------------- */
 
-/* The server context as runtime/base/tls_ctx.c builds it for a server
- * without resumption, holding `m`; `aes_first` picks atoll's AES-GCM-first
- * cipher order (else ChaCha20-Poly1305 first). *first_tls13 gets the TLS 1.3
- * suite the server prefers, the one a run must negotiate. */
+/* The server context built by atoll (atoll__tls_server_ctx_new) for a
+ * server without resumption, holding `m`. `aes_first`: atoll reports
+ * AES-GCM first for this machine (else ChaCha20-Poly1305 first);
+ * *first_tls13 gets the TLS 1.3 suite that order puts first, the one a run
+ * must negotiate. 0, or -1 with the reason in err. */
 int server_ctx_new(const material *m, bool aes_first, WOLFSSL_CTX **out, const char **first_tls13, char *err,
                    size_t errlen);
 

@@ -2,20 +2,17 @@
  * tools/atoll-serve/cert.c: the server's TLS material: the certificate
  * chain and key from --cert/--key (PEM or DER, told apart by their first
  * bytes), or an ephemeral self-signed ECDSA P-256 certificate made in
- * memory, and the --client-ca certificates, all loaded into the security
- * context the listener uses.
+ * memory (tools/common/ephemeral_cert.c), and the --client-ca certificates,
+ * all loaded into the security context the listener uses.
  */
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
-#include <wolfssl/wolfcrypt/ecc.h>
-#include <wolfssl/wolfcrypt/error-crypt.h>
-#include <wolfssl/wolfcrypt/random.h>
 
+#include "common/ephemeral_cert.h"
 #include "serve.h"
 
 static atoll_encoding guess_encoding(const uint8_t *data, size_t len)
@@ -24,88 +21,6 @@ static atoll_encoding guess_encoding(const uint8_t *data, size_t len)
     if (len > 0 && data[0] == 0x30 && !memmem(data, len, "-----BEGIN", 10))
         return ATOLL_ENCODING_DER;
     return ATOLL_ENCODING_PEM;
-}
-
-/* SubjectAltName GeneralNames: DNS:localhost, IP:127.0.0.1, IP:::1. */
-static const uint8_t san_der[] = {
-    0x30, 0x23,                                              /* SEQUENCE, 35 bytes */
-    0x82, 0x09, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', /* [2] dNSName */
-    0x87, 0x04, 127, 0,   0,   1,                            /* [7] iPAddress v4 */
-    0x87, 0x10, 0,   0,   0,   0,   0,   0,   0,   0,   0,   0, 0, 0, 0, 0, 0, 1,
-};
-
-/* Makes an ephemeral self-signed ECDSA P-256 certificate and its key, PEM. */
-static int make_self_signed(pem_buf *cert_pem, pem_buf *key_pem, char *err, size_t errlen)
-{
-    int ret;
-    WC_RNG rng;
-    ecc_key key;
-    bool rng_ok = false, key_ok = false;
-    Cert *cert = calloc(1, sizeof(*cert));
-    const word32 der_cap = 4096;
-    uint8_t *der = malloc(der_cap), *kder = malloc(512);
-    cert_pem->data = malloc(8192);
-    key_pem->data = malloc(1024);
-    if (!cert || !der || !kder || !cert_pem->data || !key_pem->data) {
-        snprintf(err, errlen, "out of memory");
-        ret = -1;
-        goto out;
-    }
-#define WC_STEP(call, what)                                                                                            \
-    do {                                                                                                               \
-        ret = (call);                                                                                                  \
-        if (ret < 0) {                                                                                                 \
-            snprintf(err, errlen, "%s: %s (%d)", what, wc_GetErrorString(ret), ret);                                   \
-            goto out;                                                                                                  \
-        }                                                                                                              \
-    } while (0)
-    WC_STEP(wc_InitRng(&rng), "wc_InitRng");
-    rng_ok = true;
-    WC_STEP(wc_ecc_init(&key), "wc_ecc_init");
-    key_ok = true;
-    WC_STEP(wc_ecc_make_key_ex(&rng, 32, &key, ECC_SECP256R1), "wc_ecc_make_key");
-    WC_STEP(wc_ecc_set_rng(&key, &rng), "wc_ecc_set_rng");
-
-    WC_STEP(wc_InitCert(cert), "wc_InitCert");
-    snprintf(cert->subject.commonName, CTC_NAME_SIZE, "localhost");
-    snprintf(cert->subject.org, CTC_NAME_SIZE, "atoll-serve ephemeral");
-    cert->sigType = CTC_SHA256wECDSA;
-    cert->daysValid = 30;
-    cert->selfSigned = 1;
-    cert->isCA = 0;
-    memcpy(cert->altNames, san_der, sizeof(san_der));
-    cert->altNamesSz = (int)sizeof(san_der);
-    WC_STEP(wc_SetKeyUsage(cert, "digitalSignature"), "wc_SetKeyUsage");
-    WC_STEP(wc_SetExtKeyUsage(cert, "serverAuth"), "wc_SetExtKeyUsage");
-    WC_STEP(wc_SetSubjectKeyIdFromPublicKey_ex(cert, ECC_TYPE, &key), "wc_SetSubjectKeyId");
-    WC_STEP(wc_MakeCert_ex(cert, der, der_cap, ECC_TYPE, &key, &rng), "wc_MakeCert_ex");
-    WC_STEP(wc_SignCert_ex(cert->bodySz, cert->sigType, der, der_cap, ECC_TYPE, &key, &rng), "wc_SignCert_ex");
-    word32 der_len = (word32)ret;
-    WC_STEP(wc_DerToPem(der, der_len, cert_pem->data, 8191, CERT_TYPE), "wc_DerToPem(cert)");
-    cert_pem->len = (size_t)ret;
-    WC_STEP(wc_EccKeyToDer(&key, kder, 512), "wc_EccKeyToDer");
-    word32 kder_len = (word32)ret;
-    WC_STEP(wc_DerToPem(kder, kder_len, key_pem->data, 1023, ECC_PRIVATEKEY_TYPE), "wc_DerToPem(key)");
-    key_pem->len = (size_t)ret;
-    ret = 0;
-#undef WC_STEP
-out:
-    if (key_ok)
-        wc_ecc_free(&key);
-    if (rng_ok)
-        wc_FreeRng(&rng);
-    if (kder) {
-        memset(kder, 0, 512);
-        free(kder);
-    }
-    free(der);
-    free(cert);
-    if (ret < 0) {
-        free(cert_pem->data);
-        free(key_pem->data);
-        cert_pem->data = key_pem->data = NULL;
-    }
-    return ret;
 }
 
 int load_material(atoll_security_context *ctx, pem_buf *chain_out)
@@ -159,7 +74,7 @@ int load_material(atoll_security_context *ctx, pem_buf *chain_out)
     } else {
         pem_buf cert = {0}, key = {0};
         char err[256];
-        if (make_self_signed(&cert, &key, err, sizeof(err)) < 0) {
+        if (ephemeral_cert_make(&cert.data, &cert.len, &key.data, &key.len, err, sizeof(err)) < 0) {
             fprintf(stderr, PROG ": making the self-signed certificate: %s\n", err);
             return -1;
         }

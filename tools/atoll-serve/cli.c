@@ -6,12 +6,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cli_flags.h"
 #include "serve.h"
 
 static const char usage_text[] =
@@ -89,18 +89,8 @@ static const char usage_text[] =
     "Exit status: 0 after a signal or --duration; 1 runtime errors (certificate or\n"
     "key files, io_uring, bind); 2 bad command line.\n";
 
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n\n%s", usage_text);
-    va_end(ap);
-    exit(2);
-}
+/* The reason, the usage, exit 2 (tools/common/cli_flags.c). */
+#define usage_error(...) cli_usage_error(PROG, usage_text, __VA_ARGS__)
 
 static int64_t parse_int(const char *flag, const char *s, int64_t lo, int64_t hi)
 {
@@ -128,35 +118,14 @@ void parse_args(int argc, char **argv, config *cfg)
     /* The first TLS-only flag given, for the --plain check once all are read. */
     const char *tls_flag = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = NULL;
-        char flagbuf[64];
+        char flagbuf[CLI_FLAG_BUF];
+        const char *val;
         /* --flag=value is accepted as well as --flag value. */
-        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
-        if (eq && (size_t)(eq - a) < sizeof(flagbuf)) {
-            memcpy(flagbuf, a, (size_t)(eq - a));
-            flagbuf[eq - a] = '\0';
-            val = eq + 1;
-            a = flagbuf;
-        }
-#define FLAG(name) (strcmp(a, name) == 0)
-#define NEED_VALUE()                                                                                                   \
-    do {                                                                                                               \
-        if (!val) {                                                                                                    \
-            if (i + 1 >= argc)                                                                                         \
-                usage_error("%s needs a value", a);                                                                    \
-            val = argv[++i];                                                                                           \
-        }                                                                                                              \
-    } while (0)
+        const char *a = cli_split_flag(argv[i], flagbuf, &val);
 #define TLS_ONLY(name)                                                                                                 \
     do {                                                                                                               \
         if (!tls_flag)                                                                                                 \
             tls_flag = name;                                                                                           \
-    } while (0)
-#define NO_VALUE()                                                                                                     \
-    do {                                                                                                               \
-        if (val)                                                                                                       \
-            usage_error("%s takes no value", a);                                                                       \
     } while (0)
         if (FLAG("-h") || FLAG("--help")) {
             fputs(usage_text, stdout);
@@ -242,9 +211,6 @@ void parse_args(int argc, char **argv, config *cfg)
         } else {
             usage_error("unexpected argument '%s'", argv[i]);
         }
-#undef FLAG
-#undef NEED_VALUE
-#undef NO_VALUE
 #undef TLS_ONLY
     }
     if (cfg->plain && tls_flag)
