@@ -108,7 +108,12 @@ check(num(hl.get("in_process_server_handshakes_per_cpu_s")) and hl["in_process_s
 check(num((hl.get("fractions") or {}).get("atoll-load")), "handshake_limit.fractions.atoll-load is a number")
 check(hl.get("group") == "X25519", "handshake_limit: X25519")
 
+sp = (rep.get("spread") or {}).get("handshake") or {}
+check(num(sp.get("total")) and sp["total"] > 0 and len(sp.get("accepted") or []) >= 1,
+      f"spread.handshake: accepted per isolate ({sp.get('accepted')!r})")
+
 md = open(os.path.join(out, "report.md")).read()
+check("## Spread over atoll's isolates" in md, "report.md: spread section")
 check("## Handshakes against wolfSSL's in-process limit" in md, "report.md: handshake limit section")
 check(re.search(r"^\| atoll-load \| [\d,.]+ \| [\d,.]+ \| \d+\.\d\d \|$", md, re.M) is not None,
       "report.md: handshake fraction row")

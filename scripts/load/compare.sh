@@ -602,6 +602,9 @@ for scen in "${scenarios[@]}"; do
 		done
 		[[ $server == nginx ]] && cp "$tmp/nginx/nginx.conf" "$out/nginx-$scen.conf"
 		stop_server
+		# atoll-serve's counters at exit (its last JSON line): the spread of
+		# accepted connections over the isolates.
+		[[ $server == atoll ]] && cp "$tmp/atoll.stdout" "$out/atoll-$scen.stdout"
 		if [[ $scen == idle ]]; then
 			measure_idle_memory "$server"
 		fi
@@ -842,6 +845,24 @@ if "idle" in scen_order:
     if sn is not None and sn <= 0:
         notes.append(f"idle memory: nginx's slope is {sn} B/conn: no ratio (a noisy run?)")
 
+def spread_of(scen):
+    """accepted connections per isolate in atoll-serve's exit counters for SCEN."""
+    last = None
+    for line in read(os.path.join(out, f"atoll-{scen}.stdout")).splitlines():
+        if line.startswith("{") and '"isolates"' in line:
+            last = line
+    try:
+        isos = json.loads(last)["isolates"] if last else None
+    except ValueError:
+        isos = None
+    if not isos:
+        return None
+    acc = [int(i.get("accepted", 0)) for i in isos]
+    return {"accepted": acc, "total": sum(acc),
+            "max_min": round(max(acc) / min(acc), 4) if min(acc) > 0 else None}
+
+spread = {s: sp for s in scen_order if (sp := spread_of(s))}
+
 handshake_limit = None
 try:
     hs = json.load(open(os.path.join(out, "hsbench.json")))
@@ -863,7 +884,7 @@ report = {"generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit,
           "config": {"workers": int(workers), "connections": int(conns), "duration_s": int(duration),
                      "bulk_size": int(size), "nginx": nginx_version.strip(), "address": "127.0.0.1"},
           "runs": runs, "comparisons": comparisons, "idle_memory": idle_memory,
-          "handshake_limit": handshake_limit, "notes": notes}
+          "handshake_limit": handshake_limit, "spread": spread, "notes": notes}
 with open(os.path.join(out, "report.json"), "w") as f:
     json.dump(report, f, indent=2)
 
@@ -917,6 +938,15 @@ if handshake_limit is not None:
         if r["scenario"] == "handshake" and r["server"] == "atoll" and r["generator"] in hl["fractions"]:
             L.append(f"| {r['generator']} | {fmt(r.get('ops_per_cpu_s'))} | {fmt(hl['in_process_server_handshakes_per_cpu_s'])} | "
                      f"{fmt(hl['fractions'][r['generator']], 2)} |")
+    L.append("")
+if spread:
+    L.append("## Spread over atoll's isolates\n")
+    L.append("Connections each isolate accepted during the scenario (atoll-serve's counters at exit, every generator "
+             "of the scenario together); max/min 1.00 is an even spread.\n")
+    L.append("| scenario | connections accepted | per isolate | max/min |")
+    L.append("|---|--:|---|--:|")
+    for s, sp in spread.items():
+        L.append(f"| {s} | {sp['total']:,} | {', '.join(f'{a:,}' for a in sp['accepted'])} | {fmt(sp['max_min'], 2)} |")
     L.append("")
 if idle_memory is not None:
     L.append("## Memory per idle TLS connection\n")
