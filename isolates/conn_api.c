@@ -171,6 +171,7 @@ void atoll__conn_issue_sockopt(struct atoll_conn *c)
     atoll_prep_setsockopt(sqe, c->fd, IPPROTO_TCP, TCP_NODELAY, &c->nodelay_val, sizeof(c->nodelay_val));
     sqe->flags |= IOSQE_FIXED_FILE;
     atoll__op_start(c->iso, sqe, ATOLL_UD_SOCKOPT, &c->obj);
+    c->side_ops++;
     c->nodelay_pending = false;
 }
 
@@ -180,6 +181,9 @@ void atoll__conn_sockopt_cqe(struct atoll_conn *c, const struct io_uring_cqe *cq
      * (ECONNRESET and the like show up on its data path anyway). */
     if (cqe->res < 0)
         atoll_stat_add(&c->iso->stats.sockopt_errors, 1);
+    c->side_ops--;
+    if (c->state == ATOLL_CONN_CLOSING)
+        atoll__conn_progress_close(c); /* the close may have waited for it */
 }
 
 int atoll_conn_set_nodelay(atoll_conn *c, bool enabled)

@@ -143,7 +143,7 @@ struct atoll_server {
 typedef enum atoll_conn_state {
     ATOLL_CONN_HANDSHAKE = 0,
     ATOLL_CONN_OPEN,
-    ATOLL_CONN_CLOSING, /* flushing, then shutdown + close */
+    ATOLL_CONN_CLOSING, /* flushing, then the close */
     ATOLL_CONN_DEAD,    /* fd closed; on_closed due, then the owner's ref goes */
 } atoll_conn_state;
 
@@ -173,6 +173,11 @@ struct atoll_conn {
     atoll_conn_seg *segs; /* ring of received segments, grows if needed */
     uint32_t seg_head, seg_count, seg_cap;
     bool recv_armed, recv_cancel_sent, recv_eof, paused, shut_rd, shut_rd_pending;
+    /* SHUTDOWN and SOCKOPT ops in flight. The kernel runs a SHUTDOWN on an
+     * io-wq worker and looks the slot up only then: closing the slot (and
+     * handing it to the next accept) before they end would aim them at
+     * another connection's socket. The close waits for zero. */
+    uint32_t side_ops;
     bool nodelay_pending;
     int nodelay_val; /* read by the kernel when the SQE is issued */
     bool read_closed_reported, closed_reported;
