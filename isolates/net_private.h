@@ -174,9 +174,10 @@ struct atoll_conn {
     uint32_t seg_head, seg_count, seg_cap;
     bool recv_armed, recv_cancel_sent, recv_eof, paused, shut_rd, shut_rd_pending;
     /* SHUTDOWN and SOCKOPT ops in flight. The kernel runs a SHUTDOWN on an
-     * io-wq worker and looks the slot up only then: closing the slot (and
-     * handing it to the next accept) before they end would aim them at
-     * another connection's socket. The close waits for zero. */
+     * io-wq worker, later than the SQE was submitted: closing the slot (and
+     * handing it to the next accept) while one is queued let a half-close
+     * reach the next connection in the slot (seen under load). The close
+     * waits for zero. */
     uint32_t side_ops;
     bool nodelay_pending;
     int nodelay_val; /* read by the kernel when the SQE is issued */
