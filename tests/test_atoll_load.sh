@@ -5,7 +5,12 @@
 # agree with the server's handshake counter (SIGUSR1) within the slots in
 # flight. Then the same over cleartext (--plain on both tools): rr, churn and
 # handshake (whose ops must agree with the server's accepted counter), and
-# --plain with each TLS-only flag refused. Prints "N passed, N failed" last;
+# --plain with each TLS-only flag refused. Open loop (--rate): a 1-second rr
+# run at 2000 req/s reports rate 2000 and intended_vs_actual counts with
+# completed <= issued <= intended (no slack: issued counts schedule points
+# taken, intended counts them plus those still due at the bound), another
+# bounded by --requests; bad --rate values and refused combinations exit 2
+# with a message. No timing is asserted. Prints "N passed, N failed" last;
 # exits non-zero on a failure.
 set -u
 
@@ -173,10 +178,58 @@ if run handshake handshake "" -- --http --connections $CONNS; then
 fi
 
 # ---- the other scenarios ----------------------------------------------------
-run rr_http rr "d['ops'] > 100 and d.get('tls') is True" -- --http
+run rr_http rr "(d['ops'] > 100 and d.get('tls') is True and d['rate'] is None and
+    d['intended_vs_actual']['completed'] == d['ops'])" -- --http
 run bulk_http bulk "d['bytes'] >= 1048576 * d['ops'] and d['mb_per_s'] > 0" -- --http --size 1048576
 run idle idle "d.get('connections_held') == 20 and d['ops'] >= 20" -- --http --connections 20
 run churn churn "" -- --http
+
+# ---- open loop (--rate) ---------------------------------------------------------
+# Logically guaranteed only: completed <= issued <= intended (each completed
+# request was issued, each issued one was a schedule point due); with
+# --requests N, intended <= N. Counts near R * duration are not asserted.
+# (Parenthesised: the check is one Python expression over several lines.)
+RATE_OK="(d['rate'] == 2000 and d['arrivals'] == 'uniform' and
+    all(type(d['intended_vs_actual'][k]) is int for k in ('intended', 'issued', 'completed', 'max_queue_delay_us'))
+    and d['intended_vs_actual']['completed'] <= d['intended_vs_actual']['issued'] <= d['intended_vs_actual']['intended']
+    and d['intended_vs_actual']['completed'] == d['ops'] and d['intended_vs_actual']['max_queue_delay_us'] >= 0)"
+if run rate_rr rr "$RATE_OK" -- --http --rate 2000 --duration 1; then
+    if grep -q '^rate  *2000 req/s' "$WORK/rate_rr.txt" && grep -q '^intended  *[0-9]*  issued [0-9]*' "$WORK/rate_rr.txt"; then
+        ok "--rate summary prints the rate and intended/issued"
+    else
+        ko "--rate summary: $(grep -E '^(rate|intended)' "$WORK/rate_rr.txt")"
+    fi
+fi
+run rate_poisson rr "(d['rate'] == 500 and d['arrivals'] == 'poisson' and d['seed'] == 7 and
+    d['intended_vs_actual']['issued'] <= d['intended_vs_actual']['intended'])" -- --http --rate 500 --arrivals poisson \
+    --seed 7 --duration 1
+run rate_requests rr "(d['rate'] == 1000 and d['ops'] <= 200 and
+    d['intended_vs_actual']['issued'] <= d['intended_vs_actual']['intended'] <= 200)" -- --http --rate 1000 --requests 200
+
+# Bad --rate values and the combinations --rate refuses: exit 2, the reason on
+# stderr, nothing on stdout.
+while IFS='|' read -r what args want; do
+    # shellcheck disable=SC2086
+    "$LOAD" --target "$TARGET" "${SECURITY[@]}" $args >"$WORK/ratebad.out" 2>"$WORK/ratebad.err"
+    rc=$?
+    if [ $rc -eq 2 ] && grep -qF -- "$want" "$WORK/ratebad.err" && [ ! -s "$WORK/ratebad.out" ]; then
+        ok "$what: refused (exit 2): $(head -1 "$WORK/ratebad.err")"
+    else
+        ko "$what: exit $rc: $(head -1 "$WORK/ratebad.err")"
+    fi
+done <<'EOF'
+--rate 0|--scenario rr --rate 0|bad --rate '0'
+--rate -5|--scenario rr --rate -5|bad --rate '-5'
+--rate abc|--scenario rr --rate abc|bad --rate 'abc'
+--rate (empty)|--scenario rr --rate=|bad --rate ''
+--rate with handshake|--scenario handshake --rate 100|--rate is for --scenario rr only
+--rate with bulk|--scenario bulk --rate 100|--rate is for --scenario rr only
+--rate with idle|--scenario idle --rate 100|--rate is for --scenario rr only
+--rate with churn|--scenario churn --rate 100|--rate is for --scenario rr only
+--arrivals without --rate|--scenario rr --arrivals poisson|--arrivals needs --rate
+--seed without --rate|--scenario rr --seed 3|--seed needs --rate
+--arrivals bad|--scenario rr --rate 100 --arrivals burst|bad --arrivals 'burst'
+EOF
 
 # ---- contract checks that need no server run ---------------------------------
 "$LOAD" --target "$TARGET" --scenario rr >/dev/null 2>"$WORK/noverify.err"
@@ -237,6 +290,12 @@ if [ $rc -eq 0 ] && grep -q -- '--plain  *cleartext TCP' "$WORK/help.out"; then
     ok "--help documents --plain"
 else
     ko "--help: exit $rc, --plain not documented"
+fi
+if [ $rc -eq 0 ] && grep -q -- '--rate R  *open loop (rr only' "$WORK/help.out" &&
+    grep -q -- '--arrivals KIND' "$WORK/help.out" && grep -q -- '--seed N' "$WORK/help.out"; then
+    ok "--help documents --rate, --arrivals, --seed"
+else
+    ko "--help: exit $rc, --rate/--arrivals/--seed not documented"
 fi
 
 echo "$PASS passed, $FAIL failed"

@@ -24,7 +24,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: atoll-load --target HOST:PORT --scenario handshake|rr|bulk|idle|churn\n"
                "                  [--connections N] [--duration S] [--requests N] [--isolates N] [--http]\n"
                "                  [--size BYTES] [--resume] [--alpn LIST] [--cafile FILE | --insecure] [--json FILE]\n"
-               "                  [--progress] [--allow-remote] [--plain]\n");
+               "                  [--progress] [--allow-remote] [--plain]\n"
+               "                  [--rate R [--arrivals uniform|poisson] [--seed N]]\n");
     if (f == stderr) {
         fprintf(f, "Run 'atoll-load --help' for the details.\n");
         return;
@@ -68,6 +69,28 @@ static void usage(FILE *f)
                "                       errors {KIND: N}, latency_us {p50,p90,p99,p999,max}, bytes, mb_per_s,\n"
                "                       connections_held, isolates, connections, handshakes (connections\n"
                "                       established), resumed, unfinished, tls (false with --plain)\n"
+               "                       rate (R, or null), intended_vs_actual {intended, issued, completed,\n"
+               "                       max_queue_delay_us} (without --rate only completed, the rest null),\n"
+               "                       and with --rate: arrivals, seed\n"
+               "  --rate R             open loop (rr only; refused with the other scenarios, exit 2): R requests\n"
+               "                       per second (0.001 to 1e7) over the whole run, shared by every\n"
+               "                       connection and isolate, each started at its intended time when a\n"
+               "                       connection is free, else queued until one is. Latency counts from the\n"
+               "                       intended start, so a stalled server shows in the percentiles (no\n"
+               "                       coordinated omission).\n"
+               "                       Isolate i of n takes every n-th intended start (poisson: a stream of\n"
+               "                       rate R/n); a due request waits for a connection of its isolate. The\n"
+               "                       pacer runs every 1 ms: a request may start up to ~1 ms after its\n"
+               "                       intended time even when a connection is free, and that counts. An\n"
+               "                       isolate's schedule begins once its connections are open (setup is\n"
+               "                       not queueing), at the latest 1 s into the run (a server that accepts\n"
+               "                       none shows as requests due and not issued).\n"
+               "                       With --requests N: at most N requests. intended = requests due before\n"
+               "                       the bound (at most N), issued = requests started (issued <= intended),\n"
+               "                       completed = ops, max_queue_delay_us = longest intended-to-start wait\n"
+               "  --arrivals KIND      with --rate: uniform (default, 1/R apart) or poisson (exponential gaps\n"
+               "                       of mean 1/R from a PRNG seeded by --seed)\n"
+               "  --seed N             with --rate: the poisson PRNG's seed (default 1; same seed, same schedule)\n"
                "  --progress           live progress each second on stderr (default when stderr is a terminal)\n"
                "  --allow-remote       allow a target outside loopback\n"
                "  -h, --help           this text\n"
@@ -191,7 +214,10 @@ int parse_args(int argc, char **argv)
         O_JSON,
         O_PROGRESS,
         O_ALLOW_REMOTE,
-        O_PLAIN
+        O_PLAIN,
+        O_RATE,
+        O_ARRIVALS,
+        O_SEED
     };
     static const struct option longopts[] = {
         {"target", required_argument, NULL, O_TARGET},
@@ -210,15 +236,20 @@ int parse_args(int argc, char **argv)
         {"progress", no_argument, NULL, O_PROGRESS},
         {"allow-remote", no_argument, NULL, O_ALLOW_REMOTE},
         {"plain", no_argument, NULL, O_PLAIN},
+        {"rate", required_argument, NULL, O_RATE},
+        {"arrivals", required_argument, NULL, O_ARRIVALS},
+        {"seed", required_argument, NULL, O_SEED},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *target = NULL, *scenario = NULL;
     bool have_conns = false, have_duration = false, have_iso = false;
+    const char *rate_only = NULL; /* --arrivals or --seed, which need --rate */
     uint64_t v;
     int opt;
     opterr = 0;
     cfg.duration_s = 10;
+    cfg.seed = DEFAULT_SEED;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'h':
@@ -300,6 +331,30 @@ int parse_args(int argc, char **argv)
         case O_PLAIN:
             cfg.plain = true;
             break;
+        case O_RATE: {
+            char *e;
+            double r = strtod(optarg, &e);
+            /* !(r >= MIN_RATE) also refuses NaN; the upper bound refuses inf. */
+            if (e == optarg || *e || !(r >= MIN_RATE) || r > MAX_RATE)
+                return bad_flags("bad --rate '%s' (requests per second, a number > 0: 0.001 to 1e7)", optarg);
+            cfg.rate = r;
+            break;
+        }
+        case O_ARRIVALS:
+            if (!strcmp(optarg, "uniform"))
+                cfg.arrivals = AR_UNIFORM;
+            else if (!strcmp(optarg, "poisson"))
+                cfg.arrivals = AR_POISSON;
+            else
+                return bad_flags("bad --arrivals '%s' (uniform|poisson)", optarg);
+            rate_only = "--arrivals";
+            break;
+        case O_SEED:
+            if (!parse_u64(optarg, &v))
+                return bad_flags("bad --seed '%s' (an integer >= 0)", optarg);
+            cfg.seed = v;
+            rate_only = "--seed";
+            break;
         default:
             return bad_flags("unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -320,6 +375,11 @@ int parse_args(int argc, char **argv)
         return bad_flags("unknown --scenario '%s' (handshake|rr|bulk|idle|churn)", scenario);
     if (cfg.cafile && cfg.insecure)
         return bad_flags("%s", "--cafile and --insecure exclude each other");
+    if (rate_only && !cfg.rate)
+        return bad_flags("%s needs --rate", rate_only);
+    if (cfg.rate && cfg.scenario != SC_RR)
+        return bad_flags("--rate is for --scenario rr only (open-loop request/response), not %s",
+                         scenario_names[cfg.scenario]);
     const char *tls_flag = cfg.cafile       ? "--cafile"
                            : cfg.insecure   ? "--insecure"
                            : cfg.resume     ? "--resume"

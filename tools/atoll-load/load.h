@@ -42,6 +42,8 @@ uint64_t hist_percentile(const hist *h, double p);
 /* ---- configuration (cli.c) -------------------------------------------------- */
 
 enum scenario { SC_HANDSHAKE, SC_RR, SC_BULK, SC_IDLE, SC_CHURN };
+/* How --rate spaces the intended start times. */
+enum arrivals { AR_UNIFORM, AR_POISSON };
 /* Scenario names, by enum scenario (cli.c). */
 extern const char *const scenario_names[];
 
@@ -72,6 +74,11 @@ extern const char *const err_kind_names[EK_COUNT];
 #define HDR_CAP            8192
 #define SCRATCH_CAP        65536
 #define TICK_MS            100
+#define PACE_MS            1     /* the --rate pacer's period: atoll timers count milliseconds */
+#define PACE_START_MS      1000  /* an isolate's schedule begins when its connections are open, or then */
+#define MIN_RATE           0.001 /* a gap of 1000 s: gaps stay far inside uint64 ns */
+#define MAX_RATE           1e7
+#define DEFAULT_SEED       1
 
 typedef struct config {
     enum scenario scenario;
@@ -86,6 +93,9 @@ typedef struct config {
     bool http, resume, insecure, plain, progress, allow_remote;
     bool size_given;
     uint64_t size;
+    double rate;            /* --rate: requests/s over the whole run; 0: closed loop */
+    enum arrivals arrivals; /* --arrivals */
+    uint64_t seed;          /* --seed: the poisson PRNG's seed */
     const char *cafile;
     const char *json;
     char *alpn_buf;
@@ -140,7 +150,10 @@ typedef struct slot {
     enum read_state rs;
     bool in_op;        /* op_start is set and the op counts when it completes */
     bool keepalive;    /* the HTTP response allows reuse */
-    uint64_t op_start; /* ns */
+    bool on_free;      /* --rate: on its isolate's free stack (maybe stale: checked on pop) */
+    uint32_t idx;      /* index in is->slots */
+    uint64_t op_start; /* ns; with --rate the request's intended start */
+    uint64_t op_sent;  /* ns: when the exchange really began (the timeout counts from it) */
     const uint8_t *wbuf;
     size_t wlen, woff;
     uint64_t expect; /* echo: bytes expected; HTTP: body bytes remaining */
@@ -158,6 +171,28 @@ typedef struct iso_counters {
     _Atomic uint64_t err[EK_COUNT];
 } iso_counters;
 
+/* An isolate's share of the --rate schedule (pace.c). Isolate i of n takes
+ * every n-th point of a uniform schedule (offset i), or runs a poisson
+ * process of rate R/n (the sum of independent poisson processes is one of
+ * rate R). It begins once the isolate's connections are open (at the
+ * latest PACE_START_MS into the run). Written by the isolate during the
+ * run, by the host after it. */
+typedef struct pacer {
+    bool started;         /* the schedule has begun (see PACE_START_MS) */
+    uint64_t start_by_ns; /* it begins at the latest then */
+    uint64_t origin_ns;   /* when it began */
+    uint64_t end_ns;      /* no intended start at or after this (the duration bound) */
+    uint64_t next_ns;     /* intended start of the next request */
+    uint64_t k;           /* schedule points taken = requests issued */
+    uint64_t max_wait_ns;
+    uint64_t rng;
+    double period_ns; /* uniform: 1/R; poisson: the mean gap n/R */
+    uint32_t lane, lanes;
+    uint32_t *free_idx; /* stack of slots with an open connection and no request */
+    uint32_t nfree;
+    atoll_timer *timer;
+} pacer;
+
 #define MAX_OTHER 8
 typedef struct iso_state {
     _Alignas(64) iso_counters c; /* written by the owning isolate only, read by the host */
@@ -173,6 +208,7 @@ typedef struct iso_state {
     int first_err[EK_COUNT]; /* first code seen per kind, for the report */
     int other_code[MAX_OTHER];
     uint64_t other_count[MAX_OTHER];
+    pacer pace;
 } iso_state;
 
 /* The isolates' state (g_niso of them) and the connect options every slot
@@ -246,6 +282,30 @@ void slot_connect(slot *s);
  * response, flushing the request, end of input and close (response.c). */
 extern const atoll_conn_callbacks slot_cb;
 
+/* Starts a request on a slot holding an open connection, its latency
+ * counted from intended_ns (rr, --rate; slot.c). */
+void slot_issue(slot *s, uint64_t intended_ns);
+
+/* ---- --rate pacing (pace.c) ------------------------------------------------- */
+
+/* Allocates the pacer's free stack (host, at setup). 0 or -ENOMEM. */
+int pacer_alloc(iso_state *is);
+/* Sets up isolate `is`'s share of the schedule (host, as the run starts):
+ * run start t0, end bound (UINT64_MAX: none). */
+void pacer_init(iso_state *is, uint64_t t0, uint64_t end_ns);
+/* Frees the pacer's stack (host, after the run). */
+void pacer_free(iso_state *is);
+/* Starts the isolate's 1 ms pacing timer (isolate). 0 or an atoll error. */
+int pacer_start(iso_state *is);
+/* Cancels the pacing timer (isolate, drain). */
+void pacer_stop(iso_state *is);
+/* A slot's connection is open and has no request: it takes the oldest due
+ * request now, or waits on the free stack for the next one (isolate). */
+void pace_slot_free(slot *s);
+/* Requests of isolate `is`'s schedule due before stop_ns, issued or not
+ * (host, after the run; advances the schedule). */
+uint64_t pacer_due(iso_state *is, uint64_t stop_ns);
+
 /* ---- isolate side (isolate.c) ----------------------------------------------- */
 
 /* Task run on each isolate at the start: drain hook, tick timer, then a
@@ -269,6 +329,9 @@ typedef struct results {
     uint64_t p50, p90, p99, p999;
     uint64_t held, inflight_left;
     int interrupted; /* the signal that ended the run, or 0 */
+    /* --rate: requests due by the end, started, and the longest wait
+     * between a request's intended and real start. */
+    uint64_t intended, issued, max_queue_delay_us;
 } results;
 
 /* Prints the summary on stdout. */

@@ -62,6 +62,24 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* --rate: what was due, what started and the longest queueing wait, over
+ * the isolates (after the run; the isolates' threads have been joined). */
+static void rate_results(results *r, uint64_t stop_ns)
+{
+    uint64_t max_wait = 0;
+    for (uint32_t i = 0; i < g_niso; i++) {
+        pacer *p = &g_iso[i].pace;
+        r->issued += p->k;
+        if (p->max_wait_ns > max_wait)
+            max_wait = p->max_wait_ns;
+        r->intended += pacer_due(&g_iso[i], stop_ns);
+    }
+    /* With --requests N no more than N are ever due (issued <= N holds). */
+    if (cfg.requests && r->intended > cfg.requests)
+        r->intended = cfg.requests;
+    r->max_queue_delay_us = max_wait / 1000;
+}
+
 int main(int argc, char **argv)
 {
     int rc = parse_args(argc, argv);
@@ -104,9 +122,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "atoll-load: out of memory\n");
             return 1;
         }
+        if (cfg.rate && pacer_alloc(is) < 0) {
+            fprintf(stderr, "atoll-load: out of memory\n");
+            return 1;
+        }
         for (uint32_t j = 0; j < is->nslots; j++) {
             slot *s = &is->slots[j];
             s->is = is;
+            s->idx = j;
             s->hdr = malloc(HDR_CAP);
             s->scratch = malloc(SCRATCH_CAP);
             if (!s->hdr || !s->scratch) {
@@ -147,10 +170,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "%.3g s", cfg.duration_s);
     if (cfg.requests)
         fprintf(stderr, "%s%llu ops", cfg.duration_s > 0 ? ", at most " : "", (unsigned long long)cfg.requests);
+    if (cfg.rate)
+        fprintf(stderr, ", open loop at %g req/s (%s arrivals)", cfg.rate,
+                cfg.arrivals == AR_POISSON ? "poisson" : "uniform");
     fprintf(stderr, "\n");
 
+    /* Run until the bound. */
+    uint64_t bound_ns = cfg.duration_s > 0 ? (uint64_t)(cfg.duration_s * 1e9) : UINT64_MAX;
     atomic_store(&g_phase, PH_RUN);
     uint64_t t0 = now_ns();
+    /* Each isolate's schedule begins once its connections are open (pace.c). */
+    for (uint32_t i = 0; cfg.rate && i < g_niso; i++)
+        pacer_init(&g_iso[i], t0, bound_ns == UINT64_MAX ? UINT64_MAX : t0 + bound_ns);
     int setup_failed = 0;
     for (uint32_t i = 0; i < g_niso; i++) {
         rc = atoll_runtime_submit(rt, i, iso_begin, &g_iso[i], NULL, NULL, NULL);
@@ -161,8 +192,6 @@ int main(int argc, char **argv)
         }
     }
 
-    /* Run until the bound. */
-    uint64_t bound_ns = cfg.duration_s > 0 ? (uint64_t)(cfg.duration_s * 1e9) : UINT64_MAX;
     uint64_t next_progress = t0 + 1000000000ull, last_ops = 0, last_bytes = 0, last_t = t0;
     totals t;
     while (!setup_failed && !g_interrupted) {
@@ -221,6 +250,8 @@ int main(int argc, char **argv)
     r.held = held;
     r.inflight_left = inflight_left;
     r.interrupted = (int)g_interrupted;
+    if (cfg.rate)
+        rate_results(&r, stop_t);
     report_print(&r);
 
     int exit_code = setup_failed ? 1 : 0;
@@ -236,6 +267,7 @@ int main(int argc, char **argv)
             free(s->scratch);
         }
         free(g_iso[i].slots);
+        pacer_free(&g_iso[i]);
     }
     free(g_iso);
     free(cfg.payload);

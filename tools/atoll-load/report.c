@@ -24,6 +24,27 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* "rate" and "intended_vs_actual"; with --rate also the arrivals and the
+ * seed. Without --rate: rate null and, in the (always present) object,
+ * only "completed" counted (a closed loop has no intended starts). Closes
+ * the object. */
+static void json_rate(FILE *f, const results *r)
+{
+    if (!cfg.rate) {
+        fprintf(f,
+                "\"rate\":null,\"intended_vs_actual\":{\"intended\":null,\"issued\":null,\"completed\":%llu,"
+                "\"max_queue_delay_us\":null}}\n",
+                (unsigned long long)r->t.ops);
+        return;
+    }
+    fprintf(f,
+            "\"rate\":%.17g,\"arrivals\":\"%s\",\"seed\":%llu,\"intended_vs_actual\":{\"intended\":%llu,"
+            "\"issued\":%llu,\"completed\":%llu,\"max_queue_delay_us\":%llu}}\n",
+            cfg.rate, cfg.arrivals == AR_POISSON ? "poisson" : "uniform", (unsigned long long)cfg.seed,
+            (unsigned long long)r->intended, (unsigned long long)r->issued, (unsigned long long)r->t.ops,
+            (unsigned long long)r->max_queue_delay_us);
+}
+
 void report_print(const results *r)
 {
     const char *lb = strchr(cfg.host, ':') ? "[" : "", *rb = *lb ? "]" : "";
@@ -52,6 +73,13 @@ void report_print(const results *r)
     if (r->inflight_left)
         printf("unfinished      %llu ops still in flight after the %d ms grace\n", (unsigned long long)r->inflight_left,
                GRACE_MS);
+    if (cfg.rate) {
+        printf("rate            %g req/s offered (%s arrivals)\n", cfg.rate,
+               cfg.arrivals == AR_POISSON ? "poisson" : "uniform");
+        printf("intended        %llu  issued %llu  completed %llu  max queue delay %llu us\n",
+               (unsigned long long)r->intended, (unsigned long long)r->issued, (unsigned long long)r->t.ops,
+               (unsigned long long)r->max_queue_delay_us);
+    }
     if (r->interrupted)
         printf("interrupted     by signal %d\n", r->interrupted);
     fflush(stdout);
@@ -74,12 +102,13 @@ int report_json(const results *r)
     fprintf(f,
             "},\"latency_us\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu},"
             "\"bytes\":%llu,\"mb_per_s\":%.3f,\"connections_held\":%llu,\"isolates\":%u,"
-            "\"connections\":%u,\"handshakes\":%llu,\"resumed\":%llu,\"unfinished\":%llu,\"tls\":%s}\n",
+            "\"connections\":%u,\"handshakes\":%llu,\"resumed\":%llu,\"unfinished\":%llu,\"tls\":%s,",
             (unsigned long long)r->p50, (unsigned long long)r->p90, (unsigned long long)r->p99,
             (unsigned long long)r->p999, (unsigned long long)r->lat.max, (unsigned long long)r->t.bytes, r->mb_s,
             (unsigned long long)(cfg.scenario == SC_IDLE ? r->held : 0), g_niso, cfg.connections,
             (unsigned long long)r->t.connects, (unsigned long long)r->t.resumed, (unsigned long long)r->inflight_left,
             cfg.plain ? "false" : "true");
+    json_rate(f, r);
     if (fclose(f) != 0) {
         fprintf(stderr, "atoll-load: writing %s failed\n", cfg.json);
         return 1;

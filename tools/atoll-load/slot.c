@@ -1,8 +1,9 @@
 /*
  * tools/atoll-load/slot.c: a connection slot's life, on its isolate: taking
- * op tickets, connecting (with a session to resume), starting an exchange,
- * what the scenario does next once one ends, failures, and the in-flight
- * count. Reading the response is response.c's.
+ * op tickets, connecting (with a session to resume), starting an exchange
+ * (at once, or with --rate when pace.c's schedule says), what the scenario
+ * does next once one ends, failures, and the in-flight count. Reading the
+ * response is response.c's.
  */
 #include <stdatomic.h>
 
@@ -137,18 +138,9 @@ void slot_flush(slot *s)
     }
 }
 
-static void slot_start_exchange(slot *s)
+/* Writes the request on the slot's connection and reads the response. */
+static void slot_begin_exchange(slot *s)
 {
-    if (cfg.scenario == SC_RR || cfg.scenario == SC_BULK) {
-        if (!take_ticket(s->is)) {
-            /* The run is over: close now rather than hold it (a server that
-             * serves one connection at a time would wait on it). */
-            slot_drop_conn(s);
-            set_state(s, SL_IDLE);
-            return;
-        }
-        s->op_start = now_ns();
-    }
     set_state(s, SL_BUSY);
     s->in_op = true;
     s->got = 0;
@@ -167,6 +159,34 @@ static void slot_start_exchange(slot *s)
     }
     s->woff = 0;
     slot_flush(s);
+}
+
+static void slot_start_exchange(slot *s)
+{
+    if (cfg.scenario == SC_RR || cfg.scenario == SC_BULK) {
+        if (stopping(s->is) || (!cfg.rate && !take_ticket(s->is))) {
+            /* The run is over: close now rather than hold it (a server that
+             * serves one connection at a time would wait on it). */
+            slot_drop_conn(s);
+            set_state(s, SL_IDLE);
+            return;
+        }
+        if (cfg.rate) {
+            /* Open loop: the pacer starts the next due request on it. */
+            pace_slot_free(s);
+            return;
+        }
+        s->op_start = now_ns();
+        s->op_sent = s->op_start;
+    }
+    slot_begin_exchange(s);
+}
+
+void slot_issue(slot *s, uint64_t intended_ns)
+{
+    s->op_start = intended_ns;
+    s->op_sent = now_ns();
+    slot_begin_exchange(s);
 }
 
 static void on_connect(atoll_conn *c, int status, void *user)
@@ -213,6 +233,7 @@ void slot_connect(slot *s)
         return;
     }
     s->op_start = now_ns();
+    s->op_sent = s->op_start;
     s->in_op = false;
     set_state(s, SL_CONNECTING);
     atoll_connect_options o = g_copts;
