@@ -51,12 +51,12 @@ struct atoll_isolate {
     /* [any] fixed at creation. What the isolate shares with the rest of
      * its runtime is handed down as these pointers (the runtime object
      * itself is opaque here: runtime/ sits above isolates/). */
-    atoll_runtime *rt;                  /* only compared and returned */
-    const atoll_runtime_options *opts;  /* the runtime's, final */
-    const atoll_runtime_info *info;     /* the runtime's, final */
-    atoll_ticket_keys *tickets;         /* session-ticket keys of the runtime */
-    atoll_port_table *port_table;       /* slots behind send handles */
-    struct atoll_lookup_pool *lookups;  /* host lookups off the loop */
+    atoll_runtime *rt;                 /* only compared and returned */
+    const atoll_runtime_options *opts; /* the runtime's, final */
+    const atoll_runtime_info *info;    /* the runtime's, final */
+    atoll_ticket_keys *tickets;        /* session-ticket keys of the runtime */
+    atoll_port_table *port_table;      /* slots behind send handles */
+    struct atoll_lookup_pool *lookups; /* host lookups off the loop */
     uint32_t id;
     bool pool;
     atoll_entry_fn entry;

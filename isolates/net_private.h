@@ -26,7 +26,7 @@
  * than the small ring can hold. A burst of handshakes then costs 16 KiB a
  * connection, not 96 KiB, and idle connections hold neither. */
 #define ATOLL_CONN_OUT_SMALL 16384u
-#define ATOLL_CONN_OUT_CAP (ATOLL_CONN_OUT_HIGH + 32768u)
+#define ATOLL_CONN_OUT_CAP   (ATOLL_CONN_OUT_HIGH + 32768u)
 
 typedef struct atoll_bufring {
     struct io_uring_buf_ring *br;
@@ -58,13 +58,13 @@ typedef struct atoll_buf_pool {
 
 typedef struct atoll_net {
     atoll_bufring bufs;
-    atoll_fixed_files files; /* direct descriptors of every connection */
+    atoll_fixed_files files;       /* direct descriptors of every connection */
     atoll_buf_pool out_pool;       /* ATOLL_CONN_OUT_CAP rings */
     atoll_buf_pool out_small_pool; /* ATOLL_CONN_OUT_SMALL rings */
-    struct atoll_server *servers; /* all servers of the isolate */
-    struct atoll_conn *conns;     /* all connections */
-    atoll_conn_queue ready;       /* connections with events to dispatch */
-    atoll_conn_queue hs;          /* connections with handshake work */
+    struct atoll_server *servers;  /* all servers of the isolate */
+    struct atoll_conn *conns;      /* all connections */
+    atoll_conn_queue ready;        /* connections with events to dispatch */
+    atoll_conn_queue hs;           /* connections with handshake work */
     atoll_tls_ctx_entry *tls_ctxs;
     uint32_t ntls_ctxs;
     atoll_server_stats *client_stats;     /* counters of outgoing connections */
