@@ -108,10 +108,8 @@ static void atoll_req_cancel_connect(struct atoll_connect_req *req)
     if (!req->connecting)
         return;
     struct io_uring_sqe *sqe;
-    if (atoll__op_reserve(req->iso, &sqe, 1) < 0) {
-        atoll__obj_defer(&req->obj);
+    if (atoll__obj_reserve(&req->obj, &sqe, 1) < 0)
         return;
-    }
     io_uring_prep_cancel64(sqe, atoll_ud_make(ATOLL_UD_CONNECT, (uintptr_t)&req->obj), 0);
     atoll__op_start(req->iso, sqe, ATOLL_UD_CANCEL, NULL);
     req->cancel_wanted = false;
@@ -120,9 +118,8 @@ static void atoll_req_cancel_connect(struct atoll_connect_req *req)
 static void atoll_req_start_connect(struct atoll_connect_req *req)
 {
     struct io_uring_sqe *sqe;
-    if (atoll__op_reserve(req->iso, &sqe, 1) < 0) {
+    if (atoll__obj_reserve(&req->obj, &sqe, 1) < 0) {
         req->connect_wanted = true;
-        atoll__obj_defer(&req->obj);
         return;
     }
     req->connect_wanted = false;

@@ -164,10 +164,8 @@ void atoll__conn_issue_sockopt(struct atoll_conn *c)
     if (!c->nodelay_pending || c->fd < 0)
         return;
     struct io_uring_sqe *sqe;
-    if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
-        atoll__obj_defer(&c->obj);
+    if (atoll__obj_reserve(&c->obj, &sqe, 1) < 0)
         return;
-    }
     atoll_prep_setsockopt(sqe, c->fd, IPPROTO_TCP, TCP_NODELAY, &c->nodelay_val, sizeof(c->nodelay_val));
     sqe->flags |= IOSQE_FIXED_FILE;
     atoll__op_start(c->iso, sqe, ATOLL_UD_SOCKOPT, &c->obj);

@@ -22,14 +22,12 @@ void atoll__conn_progress_close(struct atoll_conn *c)
         if (c->side_ops)
             return; /* continue when the last shutdown or socket option has ended */
         struct io_uring_sqe *sqe;
-        if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
-            atoll__obj_defer(&c->obj); /* retried next turn */
-            return;
-        }
-        /* No op of ours holds the file any more (the recv has ended, no
-         * send, shutdown or socket option is in flight), so closing the slot drops the socket's last
-         * reference and the kernel sends the FIN (an RST if unread data
-         * remains, as close(2) does). No SHUTDOWN first: the kernel runs
+        if (atoll__obj_reserve(&c->obj, &sqe, 1) < 0)
+            return; /* retried next turn */
+        /* No op of ours holds the file any more (the recv has ended; no
+         * send, shutdown or socket option is in flight), so closing the
+         * slot drops the socket's last reference and the kernel sends the
+         * FIN (an RST if unread data remains, as close(2) does). No SHUTDOWN first: the kernel runs
          * every IORING_OP_SHUTDOWN on an io-wq worker thread, which cost a
          * quarter of the server's CPU under cleartext connection churn. */
         io_uring_prep_close_direct(sqe, (unsigned)c->fd);
@@ -39,10 +37,8 @@ void atoll__conn_progress_close(struct atoll_conn *c)
     }
     if (c->shut_wr && !c->fin_sent && c->state == ATOLL_CONN_OPEN) {
         struct io_uring_sqe *sqe;
-        if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
-            atoll__obj_defer(&c->obj);
+        if (atoll__obj_reserve(&c->obj, &sqe, 1) < 0)
             return;
-        }
         io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
         sqe->flags |= IOSQE_FIXED_FILE;
         atoll__op_start(c->iso, sqe, ATOLL_UD_SHUTDOWN, &c->obj);
@@ -56,10 +52,8 @@ void atoll__conn_issue_shut_rd(struct atoll_conn *c)
     if (!c->shut_rd_pending || c->fd < 0)
         return;
     struct io_uring_sqe *sqe;
-    if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
-        atoll__obj_defer(&c->obj);
+    if (atoll__obj_reserve(&c->obj, &sqe, 1) < 0)
         return;
-    }
     /* Tells the kernel the application reads no more. Its CQE is a
      * SHUTDOWN like the FIN's; a failure (peer gone) changes nothing. */
     io_uring_prep_shutdown(sqe, c->fd, SHUT_RD);

@@ -87,10 +87,8 @@ void atoll__conn_arm_recv(struct atoll_conn *c)
         (c->state != ATOLL_CONN_HANDSHAKE && c->state != ATOLL_CONN_OPEN))
         return;
     struct io_uring_sqe *sqe;
-    if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
-        atoll__obj_defer(&c->obj);
+    if (atoll__obj_reserve(&c->obj, &sqe, 1) < 0)
         return;
-    }
     io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT | IOSQE_FIXED_FILE;
     sqe->buf_group = c->iso->net->bufs.bgid;
@@ -103,10 +101,8 @@ void atoll__conn_cancel_recv(struct atoll_conn *c)
     if (!c->recv_armed || c->recv_cancel_sent)
         return;
     struct io_uring_sqe *sqe;
-    if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
-        atoll__obj_defer(&c->obj);
+    if (atoll__obj_reserve(&c->obj, &sqe, 1) < 0)
         return;
-    }
     io_uring_prep_cancel64(sqe, atoll_ud_make(ATOLL_UD_RECV, (uintptr_t)&c->obj), 0);
     atoll__op_start(c->iso, sqe, ATOLL_UD_CANCEL, NULL);
     c->recv_cancel_sent = true;

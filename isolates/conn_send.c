@@ -85,10 +85,8 @@ void atoll__conn_kick_send(struct atoll_conn *c)
     if (c->send_inflight || !c->out || !c->out_len || c->fd < 0 || c->state == ATOLL_CONN_DEAD)
         return;
     struct io_uring_sqe *sqe;
-    if (atoll__op_reserve(c->iso, &sqe, 1) < 0) {
-        atoll__obj_defer(&c->obj);
+    if (atoll__obj_reserve(&c->obj, &sqe, 1) < 0)
         return;
-    }
     /* The contiguous part up to the ring's end; the rest goes next. */
     uint32_t to_end = c->out_cap - c->out_head;
     c->send_len = c->out_len < to_end ? c->out_len : to_end;

@@ -80,6 +80,14 @@ int atoll__op_reserve(struct atoll_isolate *iso, struct io_uring_sqe **sqes, uns
     return 0;
 }
 
+int atoll__obj_reserve(atoll_obj *o, struct io_uring_sqe **sqes, unsigned n)
+{
+    int ret = atoll__op_reserve(o->iso, sqes, n);
+    if (ret < 0)
+        atoll__obj_defer(o);
+    return ret;
+}
+
 void atoll__op_start_tagged(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind, atoll_obj *o,
                             uint8_t tag)
 {

@@ -80,6 +80,11 @@ void atoll__obj_defer(atoll_obj *o);
  */
 int atoll__op_reserve(struct atoll_isolate *iso, struct io_uring_sqe **sqes, unsigned n);
 
+/* atoll__op_reserve on the object's isolate; when it fails the object is
+ * deferred (its `issue` runs again next turn), so a caller that gets < 0
+ * only returns: nothing it wanted to submit is dropped. */
+int atoll__obj_reserve(atoll_obj *o, struct io_uring_sqe **sqes, unsigned n);
+
 /* Tags a reserved, prepared SQE as an op of `kind` on `o` (NULL for an op
  * without object, e.g. a cancel): counts it live and takes a ref on `o`. */
 void atoll__op_start(struct atoll_isolate *iso, struct io_uring_sqe *sqe, enum atoll_ud_kind kind, atoll_obj *o);

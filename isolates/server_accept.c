@@ -35,10 +35,8 @@ void atoll__server_cancel_accept(struct atoll_server *s)
     if (!s->accepts_armed || s->accept_cancel_sent)
         return;
     struct io_uring_sqe *sqe;
-    if (atoll__op_reserve(s->iso, &sqe, 1) < 0) {
-        atoll__obj_defer(&s->obj);
+    if (atoll__obj_reserve(&s->obj, &sqe, 1) < 0)
         return;
-    }
     /* Every accept of the server is on its listening socket: one cancel. */
     io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);
     atoll__op_start(s->iso, sqe, ATOLL_UD_CANCEL, NULL);
@@ -58,9 +56,8 @@ static void atoll_server_arm_accept(struct atoll_server *s)
         if (atoll__files_get(files, &a->file) < 0)
             return; /* at the connection cap: re-armed when a slot is returned */
         struct io_uring_sqe *sqe;
-        if (atoll__op_reserve(s->iso, &sqe, 1) < 0) {
+        if (atoll__obj_reserve(&s->obj, &sqe, 1) < 0) {
             atoll__files_put(files, a->file);
-            atoll__obj_defer(&s->obj);
             return;
         }
         a->addr_len = sizeof(a->addr);
