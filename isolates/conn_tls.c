@@ -293,24 +293,33 @@ ssize_t atoll__tls_read(struct atoll_conn *c, void *buf, size_t len)
     return r;
 }
 
+/* Block ciphers pad a short record by up to a block more than a full one;
+ * AEAD suites add a fixed amount. A tail is let in only with this margin. */
+#define ATOLL_TLS_PAD_MARGIN 16u
+
 /* The most plaintext, up to `len`, that wolfSSL can seal into `room` bytes
  * of output: whole records of the negotiated fragment size; a shorter
  * record only for the caller's last bytes. Never a record cut short by the
  * room left (that would send small records while a send is in flight and
- * the buffer cannot compact): 0 then, and the write waits for room. */
-static size_t atoll_tls_fit(WOLFSSL *ssl, size_t len, size_t room)
+ * the buffer cannot compact): 0 then, and the write waits for room. The
+ * record sizes are asked of wolfSSL once per connection, not per write. */
+static size_t atoll_tls_fit(struct atoll_conn *c, size_t len, size_t room)
 {
-    int frag = wolfSSL_GetMaxOutputSize(ssl);
-    int whole = frag > 0 ? wolfSSL_GetOutputSize(ssl, frag) : -1;
-    if (frag <= 0 || whole <= frag)
-        return len; /* no figure: let wolfSSL's own flow control decide */
-    size_t records = room / (size_t)whole, n = records * (size_t)frag;
+    if (!c->tls_frag) {
+        int frag = wolfSSL_GetMaxOutputSize(c->ssl);
+        int whole = frag > 0 ? wolfSSL_GetOutputSize(c->ssl, frag) : -1;
+        if (frag <= 0 || whole <= frag)
+            return len; /* no figure: let wolfSSL's own flow control decide */
+        c->tls_frag = (uint32_t)frag;
+        c->tls_overhead = (uint32_t)(whole - frag);
+    }
+    size_t whole = (size_t)c->tls_frag + c->tls_overhead;
+    size_t records = room / whole, n = records * c->tls_frag;
     if (n >= len)
         return len;
-    /* The caller's tail, shorter than a record: its exact sealed size. */
+    /* The caller's tail, shorter than a record. */
     size_t tail = len - n;
-    int o = tail < (size_t)frag ? wolfSSL_GetOutputSize(ssl, (int)tail) : -1;
-    if (o > 0 && (size_t)o <= room - records * (size_t)whole)
+    if (tail < c->tls_frag && tail + c->tls_overhead + ATOLL_TLS_PAD_MARGIN <= room - records * whole)
         n += tail;
     return n;
 }
@@ -326,7 +335,7 @@ ssize_t atoll__tls_write(struct atoll_conn *c, const void *buf, size_t len)
     ssize_t room = atoll__conn_out_room(c, len + (len / 16384 + 1) * 64);
     if (room < 0)
         return room;
-    len = atoll_tls_fit(c->ssl, len, (size_t)room);
+    len = atoll_tls_fit(c, len, (size_t)room);
     if (len == 0)
         return 0;
     int r = wolfSSL_write(c->ssl, buf, (int)len);

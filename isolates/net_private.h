@@ -183,6 +183,9 @@ struct atoll_conn {
     int nodelay_val; /* read by the kernel when the SQE is issued */
     bool read_closed_reported, closed_reported;
 
+    /* Record sizes once the handshake is done (0: not asked yet): the
+     * largest plaintext of a record, and what sealing adds to one. */
+    uint32_t tls_frag, tls_overhead;
     bool tls_eof;                    /* close_notify received */
     bool tls_dead;                   /* the peer is gone or wolfSSL failed: no more wolfSSL I/O */
     bool notify_wanted, notify_sent; /* close_notify: asked for, queued */
