@@ -59,6 +59,7 @@ struct atoll_isolate {
     struct atoll_lookup_pool *lookups; /* host lookups off the loop */
     uint32_t id;
     bool pool;
+    int cpu; /* pinned to this CPU, or -1; set by the thread before its loop */
     atoll_entry_fn entry;
     void *entry_arg;
     pthread_t thread;

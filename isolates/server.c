@@ -225,7 +225,9 @@ static int atoll_server_do_bind(struct atoll_server *s, const atoll_address *add
                                 .port = s->port_req,
                                 .backlog = s->opts.backlog,
                                 .v6_only = s->opts.v6_only,
-                                .shared = s->opts.shared};
+                                .shared = s->opts.shared,
+                                .cpu_local = s->iso->opts->steering == ATOLL_STEERING_CPU && s->iso->cpu >= 0,
+                                .cpu = s->iso->cpu >= 0 ? (uint32_t)s->iso->cpu : 0};
     int ret = atoll__listen_bind(&req, &s->member, &s->fd, &s->port);
     if (ret < 0)
         return ret;

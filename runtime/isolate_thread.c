@@ -26,7 +26,9 @@ static void atoll_pin(struct atoll_isolate *iso)
             cpu_set_t one;
             CPU_ZERO(&one);
             CPU_SET(cpu, &one);
-            pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+            /* Unpinned (an error), the isolate's servers take the hash. */
+            if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0)
+                iso->cpu = cpu;
             return;
         }
     }

@@ -56,7 +56,9 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
         opts.recv_buffers < 8 || opts.recv_buffers > 32768 || (opts.recv_buffers & (opts.recv_buffers - 1)) ||
         opts.recv_buffers_per_conn == 0 || opts.recv_buffers_per_conn > opts.recv_buffers ||
         opts.conns_per_isolate == 0 || opts.conns_per_isolate > (1u << 20) || opts.recv_buffer_size < 1024 ||
-        opts.recv_buffer_size > (1u << 20) || opts.ticket_rotation_s == 0)
+        opts.recv_buffer_size > (1u << 20) || opts.ticket_rotation_s == 0 ||
+        (opts.steering != ATOLL_STEERING_HASH && opts.steering != ATOLL_STEERING_CPU) ||
+        (opts.steering == ATOLL_STEERING_CPU && !opts.pin_cpus))
         return -EINVAL;
 
     atoll_runtime_info info;
@@ -134,6 +136,7 @@ static int atoll_isolate_create(atoll_runtime *rt, bool pool, atoll_entry_fn ent
     iso->entry_arg = arg;
     iso->event_fd = -1;
     iso->ring_fd = -1;
+    iso->cpu = -1;
     atomic_init(&iso->state, ATOLL_ISOLATE_STARTING);
     atoll_tq_init(&iso->inbox);
     atoll_gate_open(&iso->inbox_gate, 0);

@@ -229,10 +229,11 @@ fi
 
 # ---------------------------------------------------------------------------
 # 3. --plain, HTTP mode: the same server over cleartext TCP (http://), the
-# same output lines; no TLS handshake ever, so handshakes stays 0.
+# same output lines; no TLS handshake ever, so handshakes stays 0. It also
+# runs with CPU-local steering (pinned isolates), which must serve the same.
 OUT=$WORK/out3
-if start_server "$OUT" --plain --isolates "$ISOLATES"; then
-    pass "--plain server starts"
+if start_server "$OUT" --plain --isolates "$ISOLATES" --steering cpu; then
+    pass "--plain --steering cpu server starts"
 else
     fail "--plain server starts (stdout: $(cat "$OUT"); stderr: $(cat "$OUT.err"))"
 fi
@@ -325,7 +326,7 @@ fi
 # ---------------------------------------------------------------------------
 # 5. Bad command lines: exit 2, a message and the usage on stderr.
 for args in "--no-such-flag" "--port 65536" "--port x" "--isolates 0" "--mode ftp" "--cert only.pem" \
-    "--request-client-cert --require-client-cert" "--alpn a,,b" "--duration 0" "--backlog"; do
+    "--request-client-cert --require-client-cert" "--alpn a,,b" "--duration 0" "--backlog" "--steering rr"; do
     # shellcheck disable=SC2086
     timeout 10 "$BIN" $args >"$WORK/bad.out" 2>"$WORK/bad.err"
     RC=$?

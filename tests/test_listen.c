@@ -728,12 +728,42 @@ Test(listen, steer_program_shapes, .timeout = 30)
     uint32_t idx[ATOLL_STEER_MAX_CANDIDATES + 1];
     for (unsigned i = 0; i <= ATOLL_STEER_MAX_CANDIDATES; i++)
         idx[i] = i;
-    cr_assert_eq(atoll__steer_build(idx, 0, insns, ATOLL_STEER_MAX_INSNS), 1);
+    cr_assert_eq(atoll__steer_build(idx, 0, NULL, 0, insns, ATOLL_STEER_MAX_INSNS), 1);
     cr_assert_eq(insns[0].k, ATOLL_STEER_NONE);
-    cr_assert_eq(atoll__steer_build(idx + 5, 1, insns, ATOLL_STEER_MAX_INSNS), 1);
+    cr_assert_eq(atoll__steer_build(idx + 5, 1, NULL, 0, insns, ATOLL_STEER_MAX_INSNS), 1);
     cr_assert_eq(insns[0].k, 5);
-    int len = atoll__steer_build(idx, ATOLL_STEER_MAX_CANDIDATES, insns, ATOLL_STEER_MAX_INSNS);
+    int len = atoll__steer_build(idx, ATOLL_STEER_MAX_CANDIDATES, NULL, 0, insns, ATOLL_STEER_MAX_INSNS);
     cr_assert_gt(len, 0);
     cr_assert_leq(len, BPF_MAXINSNS);
-    cr_assert_eq(atoll__steer_build(idx, ATOLL_STEER_MAX_CANDIDATES + 1, insns, ATOLL_STEER_MAX_INSNS), -E2BIG);
+    cr_assert_eq(atoll__steer_build(idx, ATOLL_STEER_MAX_CANDIDATES + 1, NULL, 0, insns, ATOLL_STEER_MAX_INSNS),
+                 -E2BIG);
+}
+
+/* CPU-local entries come first (the SKF_AD_CPU load, then one compare and
+ * return per entry); the largest tables together still fit BPF_MAXINSNS. */
+Test(listen, steer_program_cpu_local_shapes, .timeout = 30)
+{
+    static struct sock_filter insns[ATOLL_STEER_MAX_INSNS];
+    static uint32_t idx[ATOLL_STEER_MAX_CANDIDATES];
+    static atoll_steer_local local[ATOLL_STEER_MAX_LOCAL + 1];
+    for (unsigned i = 0; i < ATOLL_STEER_MAX_CANDIDATES; i++)
+        idx[i] = i;
+    for (unsigned i = 0; i <= ATOLL_STEER_MAX_LOCAL; i++)
+        local[i] = (atoll_steer_local){.cpu = 100 + i, .index = i};
+    int len = atoll__steer_build(idx, 2, local, 2, insns, ATOLL_STEER_MAX_INSNS);
+    cr_assert_gt(len, 5);
+    cr_assert_eq(insns[0].code, BPF_LD | BPF_W | BPF_ABS);
+    cr_assert_eq(insns[0].k, (uint32_t)SKF_AD_OFF + SKF_AD_CPU);
+    cr_assert_eq(insns[1].k, 100);
+    cr_assert_eq(insns[2].k, 0);
+    cr_assert_eq(insns[3].k, 101);
+    cr_assert_eq(insns[4].k, 1);
+    /* One candidate: a constant whatever the CPU. */
+    cr_assert_eq(atoll__steer_build(idx + 3, 1, local, 1, insns, ATOLL_STEER_MAX_INSNS), 1);
+    cr_assert_eq(insns[0].k, 3);
+    len =
+        atoll__steer_build(idx, ATOLL_STEER_MAX_CANDIDATES, local, ATOLL_STEER_MAX_LOCAL, insns, ATOLL_STEER_MAX_INSNS);
+    cr_assert_gt(len, 0);
+    cr_assert_leq(len, BPF_MAXINSNS);
+    cr_assert_eq(atoll__steer_build(idx, 2, local, ATOLL_STEER_MAX_LOCAL + 1, insns, ATOLL_STEER_MAX_INSNS), -E2BIG);
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -386,6 +387,61 @@ Test(server, runtime_listen_serves_each_connection_once_per_isolate, .timeout = 
     cr_assert_eq(atoll_listener_close(l), 0);
     int fd = ns_connect(AF_INET, "127.0.0.1", port);
     cr_assert_lt(fd, 0, "closed listener still accepts");
+    sup_shutdown(rt);
+}
+
+/* The i-th CPU of this thread's affinity mask (the runtime pins pool isolate
+ * i the same way), or -1. */
+static int allowed_cpu(int i)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        return -1;
+    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &set) && seen++ == i)
+            return cpu;
+    return -1;
+}
+
+/* On loopback the kernel processes a SYN on the connecting thread's CPU, so
+ * with CPU-local steering every connection from a thread pinned to the CPU
+ * of isolate k goes to isolate k (with the hash, about half would not). */
+Test(server, cpu_steering_gives_each_connection_to_the_isolate_on_its_cpu, .timeout = 60)
+{
+    int cpus[2] = {allowed_cpu(0), allowed_cpu(1)};
+    if (cpus[1] < 0)
+        cr_skip_test("needs two CPUs in the affinity mask");
+    atoll_runtime_options o;
+    sup_options(&o, 2);
+    o.steering = ATOLL_STEERING_CPU;
+    atoll_runtime *bad;
+    cr_assert_eq(atoll_runtime_create(&o, &bad), -EINVAL, "CPU steering without pinning is refused");
+    o.pin_cpus = true;
+    atoll_runtime *rt = sup_start(&o);
+    struct per_iso p;
+    memset(&p, 0, sizeof(p));
+    atoll_server_callbacks cb = {.on_connection = listen_conn};
+    atoll_listener *l;
+    cr_assert_eq(atoll_runtime_listen(rt, "127.0.0.1", 0, NULL, NULL, &cb, &p, &l), 0);
+    cpu_set_t saved;
+    cr_assert_eq(sched_getaffinity(0, sizeof(saved), &saved), 0);
+    for (int k = 0; k < 2; k++) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpus[k], &one);
+        cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+        for (int i = 0; i < 50; i++) {
+            int fd = ns_connect(AF_INET, "127.0.0.1", atoll_listener_port(l));
+            cr_assert_geq(fd, 0);
+            char b;
+            cr_assert_eq(ns_recv(fd, &b, 1), 0, "served and closed");
+            close(fd);
+        }
+        cr_assert_eq(atomic_load(&p.n[k]), 50, "isolate %d (CPU %d) got %ld of 50", k, cpus[k], atomic_load(&p.n[k]));
+    }
+    cr_assert_eq(sched_setaffinity(0, sizeof(saved), &saved), 0);
+    cr_assert_eq(atomic_load(&p.wrong), 0);
+    cr_assert_eq(atoll_listener_close(l), 0);
     sup_shutdown(rt);
 }
 

@@ -60,6 +60,12 @@ typedef int (*atoll_entry_fn)(atoll_isolate *self, void *arg);
  */
 typedef void (*atoll_exit_fn)(atoll_runtime *rt, uint32_t isolate_id, int status, void *user);
 
+/** Steering of shared server groups (atoll_runtime_options.steering). */
+typedef enum atoll_steering {
+    ATOLL_STEERING_HASH = 0, /**< client address and port, hashed */
+    ATOLL_STEERING_CPU = 1,  /**< the isolate pinned to the SYN's CPU first */
+} atoll_steering;
+
 /** Options for atoll_runtime_create(). Fill with atoll_runtime_options_init(). */
 typedef struct atoll_runtime_options {
     /** Pool isolates started by atoll_runtime_start(). Default: online CPUs. */
@@ -70,6 +76,15 @@ typedef struct atoll_runtime_options {
     /** Pin pool isolate i to the i-th CPU of the process's affinity mask
      *  (modulo its size). Default: false. */
     bool pin_cpus;
+    /** How each shared server group spreads new connections over its
+     *  started members. ATOLL_STEERING_HASH: by a hash of the client's
+     *  address and port. ATOLL_STEERING_CPU: a connection whose SYN the
+     *  kernel processes on CPU c goes to the member whose isolate is pinned
+     *  to c (when exactly one started member is), the rest by the hash;
+     *  needs pin_cpus. Spawned isolates are not pinned: they take the hash.
+     *  Default: ATOLL_STEERING_HASH (docs/listening.md, "CPU-local
+     *  steering", says what was measured). */
+    atoll_steering steering;
     /** Submission queue entries per ring. Default: 256. */
     uint32_t sq_entries;
     /** Completion queue entries per ring, sized generously so bursts of

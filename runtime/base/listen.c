@@ -29,6 +29,8 @@ struct atoll_listen_member {
     int fd;
     atoll_member_state state;
     bool released;
+    bool cpu_local; /* the request's: pinned to `cpu`, wants its SYNs */
+    uint32_t cpu;
 };
 
 struct listen_group {
@@ -221,25 +223,52 @@ static int bound_port(int fd, uint16_t *port)
 
 /* ---- steering (registry_mu held) ----------------------------------------- */
 
+/* The one ACTIVE CPU-local member pinned to `cpu`, or -1 (none, or
+ * several: those share the CPU's connections by the hash). */
+static int sole_local_member(const listen_group *g, uint32_t cpu)
+{
+    int found = -1;
+    for (unsigned i = 0; i < g->n; i++) {
+        const atoll_listen_member *m = g->members[i];
+        if (m->state == ATOLL_MEMBER_ACTIVE && m->cpu_local && m->cpu == cpu) {
+            if (found >= 0)
+                return -1;
+            found = (int)i;
+        }
+    }
+    return found;
+}
+
 /* Candidates: the ACTIVE members, else the BOUND and PAUSED ones, never a
- * RETIRED one; attached through any open member of the group. */
+ * RETIRED one; attached through any open member of the group. An ACTIVE
+ * CPU-local member alone on its CPU also gets that CPU's SYNs first. */
 static int steer(listen_group *g)
 {
     if (!g->shared || g->n == 0)
         return 0; /* no SO_REUSEPORT: one member, nothing to steer */
     uint32_t *idx = malloc(g->n * sizeof(*idx));
-    if (!idx)
+    atoll_steer_local *local = malloc(g->n * sizeof(*local));
+    if (!idx || !local) {
+        free(idx);
+        free(local);
         return -ENOMEM;
-    unsigned n = 0;
-    for (unsigned i = 0; i < g->n; i++)
-        if (g->members[i]->state == ATOLL_MEMBER_ACTIVE)
-            idx[n++] = i;
+    }
+    unsigned n = 0, nlocal = 0;
+    for (unsigned i = 0; i < g->n; i++) {
+        const atoll_listen_member *m = g->members[i];
+        if (m->state != ATOLL_MEMBER_ACTIVE)
+            continue;
+        idx[n++] = i;
+        if (m->cpu_local && sole_local_member(g, m->cpu) == (int)i)
+            local[nlocal++] = (atoll_steer_local){.cpu = m->cpu, .index = i};
+    }
     if (n == 0)
         for (unsigned i = 0; i < g->n; i++)
             if (g->members[i]->state == ATOLL_MEMBER_BOUND || g->members[i]->state == ATOLL_MEMBER_PAUSED)
                 idx[n++] = i;
-    int rc = atoll__steer_attach(g->members[0]->fd, idx, n);
+    int rc = atoll__steer_attach(g->members[0]->fd, idx, n, local, nlocal);
     free(idx);
+    free(local);
     return rc;
 }
 
@@ -339,6 +368,8 @@ int atoll__listen_bind(const atoll_listen_request *req, atoll_listen_member **ou
     m->group = g;
     m->fd = sfd;
     m->state = ATOLL_MEMBER_BOUND;
+    m->cpu_local = req->cpu_local;
+    m->cpu = req->cpu;
     g->members[g->n++] = m;
     /* listen() joined the socket at the group's last kernel index; until
      * this attach the previous program still steers among the others. */

@@ -52,6 +52,10 @@ typedef struct atoll_listen_request {
     int backlog;           /* 0 = SOMAXCONN (validated: 0..65535) */
     bool v6_only;
     bool shared;
+    /* CPU-local steering (atoll_runtime_options.steering): the member's
+     * isolate is pinned to `cpu`, and SYNs processed there go to it. */
+    bool cpu_local;
+    uint32_t cpu;
 } atoll_listen_request;
 
 /*

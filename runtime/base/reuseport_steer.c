@@ -22,9 +22,10 @@
 
 #define NET(off) ((uint32_t)SKF_NET_OFF + (uint32_t)(off))
 
-int atoll__steer_build(const uint32_t *indices, unsigned n, struct sock_filter *insns, unsigned cap)
+int atoll__steer_build(const uint32_t *indices, unsigned n, const atoll_steer_local *local, unsigned nlocal,
+                       struct sock_filter *insns, unsigned cap)
 {
-    if (n > ATOLL_STEER_MAX_CANDIDATES)
+    if (n > ATOLL_STEER_MAX_CANDIDATES || nlocal > ATOLL_STEER_MAX_LOCAL)
         return -E2BIG;
     if (n <= 1) {
         if (cap < 1)
@@ -58,13 +59,23 @@ int atoll__steer_build(const uint32_t *indices, unsigned n, struct sock_filter *
         BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
     };
     unsigned np = sizeof(prologue) / sizeof(prologue[0]);
-    unsigned len = np + 1 + 2 * (n - 1) + 1;
+    unsigned nl = nlocal ? 1 + 2 * nlocal : 0;
+    unsigned len = nl + np + 1 + 2 * (n - 1) + 1;
     if (len > cap)
         return -E2BIG;
 
     unsigned k = 0;
-    for (; k < np; k++)
-        insns[k] = prologue[k];
+    if (nlocal) {
+        /* The CPU processing the SYN: on a NIC with RSS the flow's queue
+         * CPU, on loopback the connecting thread's CPU. */
+        insns[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_AD_OFF + SKF_AD_CPU);
+        for (unsigned i = 0; i < nlocal; i++) {
+            insns[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, local[i].cpu, 0, 1);
+            insns[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, local[i].index);
+        }
+    }
+    for (unsigned i = 0; i < np; i++)
+        insns[k++] = prologue[i];
     insns[k++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n);
     /* The table: cBPF has no indirect jump, so compare and return; each
      * jump skips one instruction, far within the 8-bit jump range. */
@@ -76,15 +87,15 @@ int atoll__steer_build(const uint32_t *indices, unsigned n, struct sock_filter *
     return (int)k;
 }
 
-int atoll__steer_attach(int fd, const uint32_t *indices, unsigned n)
+int atoll__steer_attach(int fd, const uint32_t *indices, unsigned n, const atoll_steer_local *local, unsigned nlocal)
 {
-    if (n > ATOLL_STEER_MAX_CANDIDATES)
+    if (n > ATOLL_STEER_MAX_CANDIDATES || nlocal > ATOLL_STEER_MAX_LOCAL)
         return -E2BIG;
-    unsigned cap = 32u + 2u * n;
+    unsigned cap = 32u + 2u * nlocal + 2u * n;
     struct sock_filter *insns = malloc(cap * sizeof(*insns));
     if (!insns)
         return -ENOMEM;
-    int len = atoll__steer_build(indices, n, insns, cap);
+    int len = atoll__steer_build(indices, n, local, nlocal, insns, cap);
     int rc = 0;
     if (len < 0) {
         rc = len;

@@ -12,27 +12,40 @@
 
 /* Most candidates one program holds (2 instructions each, BPF_MAXINSNS). */
 #define ATOLL_STEER_MAX_CANDIDATES 1024u
-/* Instructions needed for ATOLL_STEER_MAX_CANDIDATES (prologue + table). */
-#define ATOLL_STEER_MAX_INSNS (32u + 2u * ATOLL_STEER_MAX_CANDIDATES)
+/* Most CPU-local entries (2 instructions each) next to a full table. */
+#define ATOLL_STEER_MAX_LOCAL 1000u
+/* Instructions needed at most (prologue, CPU table, hash table); <= 4096. */
+#define ATOLL_STEER_MAX_INSNS (32u + 2u * ATOLL_STEER_MAX_LOCAL + 2u * ATOLL_STEER_MAX_CANDIDATES)
 /* What the program returns with no candidate: out of range, so the kernel
  * falls back to its own hash over the group. */
 #define ATOLL_STEER_NONE 0xffffffffu
 
-/*
- * Writes into insns[0..cap) a program returning one of indices[0..n): the
- * client's (source address, source port) hashed, modulo n, then a table of
- * constants. n == 1: returns indices[0]; n == 0: returns ATOLL_STEER_NONE.
- * Returns the instruction count, or -E2BIG (n > ATOLL_STEER_MAX_CANDIDATES or
- * cap too small).
- */
-int atoll__steer_build(const uint32_t *indices, unsigned n, struct sock_filter *insns, unsigned cap);
+/* CPU-local steering: a SYN processed on `cpu` goes to kernel index
+ * `index` (the member whose isolate is pinned to that CPU). */
+typedef struct atoll_steer_local {
+    uint32_t cpu;
+    uint32_t index;
+} atoll_steer_local;
 
 /*
- * Builds the program for indices[0..n) and attaches it with
- * SO_ATTACH_REUSEPORT_CBPF through `fd`, any member of the group (the
+ * Writes into insns[0..cap) a program returning one of indices[0..n): first,
+ * when nlocal > 0, the entry of local[0..nlocal) whose cpu is the CPU that
+ * processes the SYN (SKF_AD_CPU); otherwise the client's (source address,
+ * source port) hashed, modulo n, then a table of constants. n == 1: returns
+ * indices[0]; n == 0: returns ATOLL_STEER_NONE (local is then ignored: a
+ * local index is always one of the candidates). Returns the instruction
+ * count, or -E2BIG (n > ATOLL_STEER_MAX_CANDIDATES, nlocal >
+ * ATOLL_STEER_MAX_LOCAL, or cap too small).
+ */
+int atoll__steer_build(const uint32_t *indices, unsigned n, const atoll_steer_local *local, unsigned nlocal,
+                       struct sock_filter *insns, unsigned cap);
+
+/*
+ * Builds the program for indices[0..n) and local[0..nlocal) and attaches it
+ * with SO_ATTACH_REUSEPORT_CBPF through `fd`, any member of the group (the
  * program belongs to the group; it replaces the previous one atomically).
  * Returns 0, -E2BIG, -ENOMEM or the setsockopt error.
  */
-int atoll__steer_attach(int fd, const uint32_t *indices, unsigned n);
+int atoll__steer_attach(int fd, const uint32_t *indices, unsigned n, const atoll_steer_local *local, unsigned nlocal);
 
 #endif /* ATOLL_RUNTIME_REUSEPORT_STEER_H */

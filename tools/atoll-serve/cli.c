@@ -20,6 +20,7 @@ static const char usage_text[] =
     "            [--cert FILE --key FILE [--key-password PW]] [--write-cert FILE]\n"
     "            [--alpn LIST] [--request-client-cert | --require-client-cert] [--client-ca FILE]\n"
     "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
+    "            [--pin-cpus] [--steering hash|cpu]\n"
     "\n"
     "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
     "listener per isolate); with --plain the same server over cleartext TCP.\n"
@@ -56,6 +57,11 @@ static const char usage_text[] =
     "                          Default 0\n"
     "  --handshake-timeout MS  TLS handshake timeout in ms; 0 disables. Default 10000\n"
     "  --no-resumption         no session tickets or cache: every handshake is full\n"
+    "  --pin-cpus              pin isolate i to the i-th CPU this process may run on\n"
+    "  --steering hash|cpu     how the kernel's SO_REUSEPORT group spreads new\n"
+    "                          connections: hash (client address and port) or cpu (to\n"
+    "                          the isolate pinned to the CPU that processed the SYN,\n"
+    "                          others by the hash; implies --pin-cpus). Default hash\n"
     "  --duration S            stop by itself after S seconds (may be fractional)\n"
     "  -h, --help              this text\n"
     "\n"
@@ -198,6 +204,17 @@ void parse_args(int argc, char **argv, config *cfg)
             NO_VALUE();
             cfg->no_resumption = true;
             TLS_ONLY("--no-resumption");
+        } else if (FLAG("--pin-cpus")) {
+            NO_VALUE();
+            cfg->pin_cpus = true;
+        } else if (FLAG("--steering")) {
+            NEED_VALUE();
+            if (strcmp(val, "hash") == 0)
+                cfg->steer_cpu = false;
+            else if (strcmp(val, "cpu") == 0)
+                cfg->steer_cpu = true;
+            else
+                usage_error("--steering: '%s' is not hash or cpu", val);
         } else if (FLAG("--duration")) {
             NEED_VALUE();
             char *end = NULL;

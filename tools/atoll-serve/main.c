@@ -124,6 +124,8 @@ int main(int argc, char **argv)
     atoll_runtime_options ro;
     atoll_runtime_options_init(&ro);
     ro.isolates = g.n;
+    ro.pin_cpus = cfg->pin_cpus || cfg->steer_cpu;
+    ro.steering = cfg->steer_cpu ? ATOLL_STEERING_CPU : ATOLL_STEERING_HASH;
     if ((rc = atoll_runtime_create(&ro, &g.rt)) < 0) {
         die_rc("creating the runtime", rc);
         goto out_state;

@@ -28,7 +28,8 @@ typedef struct config {
     const char *cert, *key, *key_password, *write_cert, *client_ca;
     const char *alpn; /* comma-separated */
     bool request_cert, require_cert, v6only, no_resumption;
-    bool plain; /* --plain: cleartext TCP, no security context */
+    bool pin_cpus, steer_cpu; /* --pin-cpus, --steering cpu (implies pinning) */
+    bool plain;               /* --plain: cleartext TCP, no security context */
     int backlog;
     uint32_t handshake_timeout_ms;
     double duration_s; /* 0: none */
