@@ -157,8 +157,10 @@ static void atoll_req_report(struct atoll_connect_req *req, struct atoll_conn *c
         c->client = NULL;
     }
     req->cb(c, status, req->user);
-    if (c)
-        atoll__conn_schedule(c); /* first write event, data that came early */
+    if (c) {
+        atoll__conn_drain_notify(c); /* delivered while draining: on_drain next */
+        atoll__conn_schedule(c);     /* first write event, data that came early */
+    }
 }
 
 void atoll__client_done(struct atoll_connect_req *req, struct atoll_conn *c, int status)

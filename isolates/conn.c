@@ -129,6 +129,7 @@ static void atoll_conn_destroy(atoll_obj *o)
         c->next->prev = c->prev;
     if (c->hs_timer)
         atoll_timer_cancel(c->hs_timer);
+    atoll__conn_drain_forget(c);
     atoll__conn_segs_release(c);
     free(c->segs);
     if (c->ssl)
@@ -163,6 +164,8 @@ struct atoll_conn *atoll__conn_alloc(struct atoll_isolate *iso, int fd, atoll_se
         net->conns->prev = c;
     net->conns = c;
     iso->refs++;
+    if (net->drain_deadline_ns)
+        atoll__conn_drain(c, net->drain_deadline_ns); /* the runtime drains */
     return c;
 }
 
@@ -181,6 +184,8 @@ int atoll__conn_new(struct atoll_server *s, int slot, const struct sockaddr_stor
     c->local_port = s->port;
     s->conns++;
     *out = c;
+    if (s->drain_deadline_ns)
+        atoll__conn_drain(c, s->drain_deadline_ns); /* accepted while its server drains */
 
     if (!s->wctx) {
         c->state = ATOLL_CONN_OPEN;
@@ -245,6 +250,15 @@ void atoll__conn_dispatch(struct atoll_conn *c)
     atoll_conn_sync(c);
     if (c->state != ATOLL_CONN_OPEN || !c->delivered)
         return;
+    if (c->drain_due) {
+        c->drain_due = false;
+        c->drain_reported = true;
+        if (c->cb.on_drain) {
+            c->cb.on_drain(c, c->user);
+            if (c->state != ATOLL_CONN_OPEN)
+                return;
+        }
+    }
     if (c->tls)
         atoll__tls_pump_input(c); /* room freed by reads since the last pass */
     /* on_read is level-style (Dart): it runs at every dispatch while bytes

@@ -87,6 +87,33 @@ void atoll__conn_close_cqe(struct atoll_conn *c, enum atoll_ud_kind kind, const 
         atoll__conn_progress_close(c); /* the close may have waited for it */
 }
 
+void atoll__conn_abort(struct atoll_conn *c, int status)
+{
+    if (c->state == ATOLL_CONN_DEAD)
+        return;
+    if (!c->close_status)
+        c->close_status = status;
+    /* Nothing more is written: no close_notify, no pending plaintext; only
+     * what a send in flight covers stays until its completion. */
+    c->tls_dead = c->tls;
+    c->wpend_len = 0;
+    c->notify_wanted = false;
+    if (c->send_inflight) {
+        c->out_len = c->send_len;
+        struct io_uring_sqe *sqe;
+        /* A send blocked on a peer that does not read would hold the close
+         * forever; cancelled, its completion continues the close. */
+        if (atoll__obj_reserve(&c->obj, &sqe, 1) == 0) {
+            io_uring_prep_cancel64(sqe, atoll_ud_make(ATOLL_UD_SEND, (uintptr_t)&c->obj), 0);
+            atoll__op_start(c->iso, sqe, ATOLL_UD_CANCEL, NULL);
+        }
+    } else {
+        c->out_head = c->out_len = 0;
+    }
+    atoll__conn_fail(c, status); /* a handshake hears its outcome; CLOSING */
+    atoll__conn_progress_close(c);
+}
+
 void atoll__conn_close_start(struct atoll_conn *c)
 {
     if (c->state == ATOLL_CONN_CLOSING || c->state == ATOLL_CONN_DEAD)

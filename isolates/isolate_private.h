@@ -39,7 +39,8 @@ static inline void atoll_stat_add(atoll_stat *s, uint64_t n)
 typedef struct atoll_isolate_counters {
     atoll_stat loop_turns, cqes, cq_overflows, wakeups_ring, wakeups_eventfd, messages_delivered, messages_dropped,
         tasks_run, timers_fired, wake_errors, recv_enobufs, net_accepted, net_handshakes, net_handshake_errors,
-        net_bytes_in, net_bytes_out, sq_flushes, sq_deferred, submit_errors, cqe_errors, sockopt_errors;
+        net_bytes_in, net_bytes_out, sq_flushes, sq_deferred, submit_errors, cqe_errors, sockopt_errors,
+        net_drain_closed;
 } atoll_isolate_counters;
 
 struct atoll_timer;
@@ -76,7 +77,8 @@ struct atoll_isolate {
     /* [any] wakeups and control */
     _Atomic int wake_pending;
     _Atomic unsigned control;
-    atoll_gate inbox_gate; /* generation 0, open while running */
+    _Atomic uint64_t drain_timeout_ms; /* written before ATOLL_CTL_DRAIN is set */
+    atoll_gate inbox_gate;             /* generation 0, open while running */
     atoll_task_queue inbox;
     _Atomic uint32_t tasks_queued; /* tasks waiting to run here */
     atoll_isolate_counters stats;

@@ -68,14 +68,10 @@ static void atoll_run_drain_hooks(struct atoll_isolate *iso)
     iso->resident = false;
     for (uint32_t i = 0; i < iso->ndrain_hooks; i++)
         iso->drain_hooks[i].fn(iso, iso->drain_hooks[i].user);
-    /* Drain stops accepting: servers still open close gracefully (queued
-     * connections are served); connections finish at the application's
-     * pace. */
-    if (iso->net)
-        for (struct atoll_server *s = iso->net->servers, *next; s; s = next) {
-            next = s->next;
-            atoll_server_close(s);
-        }
+    /* Servers still open drain (queued connections are served, none is
+     * reset); every connection hears on_drain and has until the runtime's
+     * deadline to finish. */
+    atoll__net_drain(iso, atomic_load_explicit(&iso->drain_timeout_ms, memory_order_acquire));
 }
 
 static void atoll_check_control(struct atoll_isolate *iso)

@@ -70,6 +70,12 @@ typedef struct atoll_net {
     atoll_server_stats *client_stats;     /* counters of outgoing connections */
     struct atoll_client_ctx *client_ctxs; /* client wolfSSL contexts */
     struct atoll_connect_req *reqs;       /* connects in progress */
+    /* Drain (net_drain.c): the runtime's deadline (0: not draining), and one
+     * timer for the earliest deadline of the ndraining connections. */
+    uint64_t drain_deadline_ns;
+    atoll_timer *drain_timer;
+    uint64_t drain_timer_due;
+    uint32_t ndraining;
 } atoll_net;
 
 /* Accepts a server keeps in flight, each into a direct descriptor chosen up
@@ -135,8 +141,9 @@ struct atoll_server {
     uint32_t npend, pend_cap;
     uint64_t turn_seen;
     uint32_t handshakes_this_turn;
-    uint32_t conns;        /* connections not yet delivered (handshaking) */
-    atoll_conn_queue held; /* handshaked while paused, delivered at resume */
+    uint32_t conns;             /* connections not yet delivered (handshaking) */
+    atoll_conn_queue held;      /* handshaked while paused, delivered at resume */
+    uint64_t drain_deadline_ns; /* draining: its connections' deadline; 0 otherwise */
     struct atoll_server *next, *prev;
 };
 
@@ -209,6 +216,10 @@ struct atoll_conn {
     atoll_conn_callbacks cb;
     void *user;
     atoll_timer *hs_timer;
+    /* Drain: closed (and counted) at drain_deadline_ns unless gone first;
+     * on_drain due at the next dispatch, and told once. */
+    uint64_t drain_deadline_ns;
+    bool drain_due, drain_reported, drain_closed;
 
     atoll_address remote, local;
     uint16_t remote_port, local_port;
@@ -263,6 +274,9 @@ void atoll__server_issue(atoll_obj *o);
 /* Closing with live siblings: keep accepting what is queued here, linger,
  * then drain the queue and give the socket back. No client is reset. */
 void atoll__server_retire(struct atoll_server *s);
+/* server.c: atoll_server_drain() with an absolute deadline (the runtime's
+ * drain gives every server the same one). */
+int atoll__server_drain(struct atoll_server *s, uint64_t deadline_ns);
 /* Starts connections accepted beyond last turn's budget. */
 void atoll__server_run_pending(struct atoll_server *s);
 
@@ -318,7 +332,24 @@ void atoll__conn_progress_close(struct atoll_conn *c);
 /* Issues a pending receive shutdown (SHUT_RD through the ring). */
 void atoll__conn_issue_shut_rd(struct atoll_conn *c);
 void atoll__conn_fail(struct atoll_conn *c, int status);
+/* Ends the connection now, whatever it still had to send: a handshake
+ * fails with `status`; an open or closing connection drops its unsent
+ * output, cancels its send and closes (on_closed gets `status` unless it
+ * already had one). */
+void atoll__conn_abort(struct atoll_conn *c, int status);
 void atoll__conn_fail_reason(struct atoll_conn *c, int status, const char *reason);
+
+/* net_drain.c */
+/* Drains the connection: closed at `deadline_ns` (the earlier of two
+ * deadlines counts) unless gone first; on_drain once it is delivered. */
+void atoll__conn_drain(struct atoll_conn *c, uint64_t deadline_ns);
+/* At delivery: a draining connection's on_drain becomes due. */
+void atoll__conn_drain_notify(struct atoll_conn *c);
+/* The connection is going away: it no longer counts for the drain timer. */
+void atoll__conn_drain_forget(struct atoll_conn *c);
+/* The runtime drains: every server drains, every connection is told, all
+ * with one deadline `timeout_ms` from now. */
+void atoll__net_drain(struct atoll_isolate *iso, uint64_t timeout_ms);
 
 /* client.c */
 void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe *cqe);

@@ -166,6 +166,7 @@ static void atoll_server_deliver(struct atoll_server *s, struct atoll_conn *c)
     if (c->resumed)
         s->stats->resumed++;
     s->cb.on_connection(s, c, s->user);
+    atoll__conn_drain_notify(c); /* delivered while draining: on_drain next */
     /* Write events are on by default: the first one fires next turn. */
     atoll__conn_schedule(c);
 }
@@ -414,6 +415,42 @@ int atoll_server_close(atoll_server *s)
     }
     atoll__server_maybe_finish(s);
     return 0;
+}
+
+int atoll__server_drain(struct atoll_server *s, uint64_t deadline_ns)
+{
+    if (s->state == ATOLL_SRV_CLOSING || s->state == ATOLL_SRV_FAILED)
+        return ATOLL_E_STATE;
+    s->drain_deadline_ns = deadline_ns;
+    /* Its connections, delivered, held or handshaking, share its counters. */
+    for (struct atoll_conn *c = s->iso->net->conns; c; c = c->next)
+        if (c->stats == s->stats)
+            atoll__conn_drain(c, deadline_ns);
+    atoll_server_state was = s->state;
+    s->state = ATOLL_SRV_CLOSING;
+    if (was == ATOLL_SRV_RESOLVING)
+        return 0; /* finished when the lookup returns */
+    s->paused = false;
+    atoll_server_deliver_held(s);
+    /* Unlike close, also as the group's last live member: the registry
+     * then has every member drop new SYNs, and this one keeps accepting
+     * what is queued or completing until it goes quiet (the linger), so
+     * no client that reached the queue is reset. */
+    atoll__listen_set_state(s->member, ATOLL_MEMBER_RETIRED);
+    atoll__server_retire(s);
+    atoll__server_maybe_finish(s);
+    return 0;
+}
+
+int atoll_server_drain(atoll_server *s, uint64_t timeout_ms)
+{
+    if (!s)
+        return -EINVAL;
+    if (!atoll__on_owner_thread(s->iso))
+        return ATOLL_E_WRONG_THREAD;
+    uint64_t now = s->iso->now_ns;
+    uint64_t deadline = timeout_ms > (UINT64_MAX - 1 - now) / 1000000u ? UINT64_MAX - 1 : now + timeout_ms * 1000000u;
+    return atoll__server_drain(s, deadline);
 }
 
 uint16_t atoll_server_port(const atoll_server *s)

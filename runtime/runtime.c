@@ -290,9 +290,14 @@ int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_st
     ATOLL_READ_STAT(submit_errors);
     ATOLL_READ_STAT(cqe_errors);
     ATOLL_READ_STAT(sockopt_errors);
+    ATOLL_READ_STAT(net_drain_closed);
 #undef ATOLL_READ_STAT
     return 0;
 }
+
+/* How long atoll_runtime_drain() waits past its timeout for the isolates
+ * to exit after closing their last connections. */
+#define ATOLL_DRAIN_EXIT_GRACE_MS 1000u
 
 int atoll_runtime_drain(atoll_runtime *rt, uint64_t timeout_ms)
 {
@@ -300,10 +305,14 @@ int atoll_runtime_drain(atoll_runtime *rt, uint64_t timeout_ms)
         return -EINVAL;
     if (atoll_on_runtime_thread(rt))
         return ATOLL_E_DEADLOCK;
+    /* The isolates close what is left at timeout_ms; their exits follow
+     * within ATOLL_DRAIN_EXIT_GRACE_MS (closes through the ring). */
+    uint64_t wait_ms = timeout_ms > UINT64_MAX / 2 ? UINT64_MAX / 2 : timeout_ms + ATOLL_DRAIN_EXIT_GRACE_MS;
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    uint64_t secs = wait_ms / 1000;
+    deadline.tv_sec = secs > (uint64_t)INT32_MAX ? INT32_MAX : deadline.tv_sec + (time_t)secs;
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
@@ -312,6 +321,13 @@ int atoll_runtime_drain(atoll_runtime *rt, uint64_t timeout_ms)
     if (rt->state != ATOLL_RT_STARTED && rt->state != ATOLL_RT_DRAINING) {
         pthread_mutex_unlock(&rt->lock);
         return ATOLL_E_STATE;
+    }
+    if (rt->state == ATOLL_RT_STARTED) {
+        /* The first drain sets every isolate's deadline; a later call only
+         * waits again. */
+        uint32_t n = atomic_load(&rt->isolate_count);
+        for (uint32_t i = 0; i < n; i++)
+            atomic_store_explicit(&rt->isolates[i]->drain_timeout_ms, timeout_ms, memory_order_release);
     }
     rt->state = ATOLL_RT_DRAINING;
     atoll_signal_all(rt, ATOLL_CTL_DRAIN);

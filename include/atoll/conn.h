@@ -14,6 +14,12 @@
  *   buffer has room, then write events are disabled until re-enabled.
  * - on_read_closed: once, after the peer's end of stream was seen and every
  *   buffered byte was read.
+ * - on_drain: once, when its server (atoll_server_drain()) or the runtime
+ *   (atoll_runtime_drain()) drains: finish the exchange in progress and
+ *   close. Connections still open at the drain's deadline are closed with
+ *   status ATOLL_E_TIMEDOUT (counted: atoll_server_stats.drain_closed).
+ *   A connection delivered during a drain hears it right after
+ *   on_connection. Runs before the turn's on_read.
  * - on_closed: once, when the connection is fully closed and released
  *   (Dart's stream done); status 0 or the error that closed it. The handle
  *   is invalid after it returns.
@@ -46,6 +52,7 @@ typedef struct atoll_conn_callbacks {
     void (*on_write)(atoll_conn *conn, void *user);
     void (*on_read_closed)(atoll_conn *conn, void *user);
     void (*on_closed)(atoll_conn *conn, int status, void *user);
+    void (*on_drain)(atoll_conn *conn, void *user);
 } atoll_conn_callbacks;
 
 /** Directions of atoll_conn_shutdown(). */

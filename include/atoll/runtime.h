@@ -207,6 +207,7 @@ typedef struct atoll_isolate_stats {
                                         and teardowns that timed out waiting for
                                         cancelled ops */
     uint64_t sockopt_errors;       /**< socket options set through the ring that failed */
+    uint64_t net_drain_closed;     /**< connections closed at a drain's deadline */
 } atoll_isolate_stats;
 
 /**
@@ -278,11 +279,18 @@ ATOLL_API int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_
 
 /**
  * Drains: refuses new spawns and work, runs every isolate's drain hooks
- * (atoll_isolate_on_drain()), lets pool isolates exit once they have nothing
- * open, and waits until every isolate has exited or `timeout_ms` passed.
- * Returns 0 when all exited, ATOLL_E_TIMEDOUT otherwise (isolates keep
- * running: call atoll_runtime_stop()). ATOLL_E_STATE before start or after
- * stop.
+ * (atoll_isolate_on_drain()), then drains every server still open as
+ * atoll_server_drain() does (no queued connection is reset; new ones are
+ * refused once the last member's socket closes) and tells every
+ * connection once (on_drain). Connections still open `timeout_ms` after
+ * the first drain call are closed (ATOLL_E_TIMEDOUT, counted in
+ * net_drain_closed). Pool isolates exit once they have nothing open.
+ * Waits until every isolate has exited, at most `timeout_ms` plus one
+ * second (for the closes at the deadline). Returns 0 when all exited,
+ * ATOLL_E_TIMEDOUT otherwise (an isolate still holds ports, timers or
+ * tasks of the application: they keep running, call atoll_runtime_stop()).
+ * A second call while draining waits again with the first deadlines.
+ * ATOLL_E_STATE before start or after stop.
  * Thread: any thread that is not one of this runtime's isolates
  * (ATOLL_E_DEADLOCK otherwise).
  */

@@ -162,6 +162,23 @@ ATOLL_API int atoll_server_resume(atoll_server *server);
  */
 ATOLL_API int atoll_server_close(atoll_server *server);
 
+/**
+ * Drains: stops taking new connections without resetting any, lets the
+ * handshakes in flight finish and delivers them, tells each of the
+ * server's connections once (on_drain) so the application can finish its
+ * exchange and close, and closes those still open `timeout_ms` later
+ * (on_closed with ATOLL_E_TIMEDOUT; counted in drain_closed). Connections
+ * already queued in the kernel are accepted and served. With live
+ * siblings in its group, new connections go to them; as the group's last
+ * live member, the socket drops new SYNs (clients retransmit and then
+ * find the port closed: connection refused) while what is queued or
+ * completing its TCP handshake is still accepted, then the socket closes.
+ * on_closed of the server follows as after atoll_server_close(). Errors:
+ * ATOLL_E_WRONG_THREAD, ATOLL_E_STATE (already closing or failed), -EINVAL.
+ * Thread: the owning isolate.
+ */
+ATOLL_API int atoll_server_drain(atoll_server *server, uint64_t timeout_ms);
+
 /** The bound port (the real one after port 0). Thread: owning isolate. */
 ATOLL_API uint16_t atoll_server_port(const atoll_server *server);
 /** The bound address (Dart's server.address: numeric + the host given). */
@@ -178,6 +195,7 @@ typedef struct atoll_server_stats {
     uint64_t bytes_in;         /**< bytes received on the wire */
     uint64_t bytes_out;        /**< bytes sent on the wire */
     uint64_t resumed;          /**< handshakes that resumed a session */
+    uint64_t drain_closed;     /**< connections still open at a drain's deadline, closed then */
 } atoll_server_stats;
 
 /** Reads a server's counters. Thread: the owning isolate. */

@@ -31,6 +31,7 @@ struct atoll_listen_member {
     bool released;
     bool cpu_local; /* the request's: pinned to `cpu`, wants its SYNs */
     uint32_t cpu;
+    bool drops_syns; /* its socket filter drops new SYNs (no live member was left) */
 };
 
 struct listen_group {
@@ -239,13 +240,36 @@ static int sole_local_member(const listen_group *g, uint32_t cpu)
     return found;
 }
 
+/* No live member left: whatever the kernel picks would reset the client
+ * when the group's sockets close. New SYNs are dropped instead, so clients
+ * retransmit and then meet a closed port (refused); handshakes already
+ * under way still complete into a queue its owner reads (the linger). */
+static int drop_syns_if_none_live(listen_group *g)
+{
+    for (unsigned i = 0; i < g->n; i++)
+        if (g->members[i]->state != ATOLL_MEMBER_RETIRED)
+            return 0;
+    for (unsigned i = 0; i < g->n; i++) {
+        atoll_listen_member *m = g->members[i];
+        if (m->drops_syns)
+            continue;
+        int rc = atoll__steer_drop_syns(m->fd);
+        if (rc != 0)
+            return rc;
+        m->drops_syns = true;
+    }
+    return 0;
+}
+
 /* Candidates: the ACTIVE members, else the BOUND and PAUSED ones, never a
  * RETIRED one; attached through any open member of the group. An ACTIVE
  * CPU-local member alone on its CPU also gets that CPU's SYNs first. */
 static int steer(listen_group *g)
 {
-    if (!g->shared || g->n == 0)
-        return 0; /* no SO_REUSEPORT: one member, nothing to steer */
+    if (g->n == 0)
+        return 0;
+    if (!g->shared)
+        return drop_syns_if_none_live(g); /* no SO_REUSEPORT: one member, nothing to steer */
     uint32_t *idx = malloc(g->n * sizeof(*idx));
     atoll_steer_local *local = malloc(g->n * sizeof(*local));
     if (!idx || !local) {
@@ -269,7 +293,7 @@ static int steer(listen_group *g)
     int rc = atoll__steer_attach(g->members[0]->fd, idx, n, local, nlocal);
     free(idx);
     free(local);
-    return rc;
+    return rc == 0 ? drop_syns_if_none_live(g) : rc;
 }
 
 /* ---- API ---------------------------------------------------------------- */

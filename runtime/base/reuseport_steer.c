@@ -87,6 +87,27 @@ int atoll__steer_build(const uint32_t *indices, unsigned n, const atoll_steer_lo
     return (int)k;
 }
 
+int atoll__steer_drop_syns(int fd)
+{
+    /* Headers relative to the network header, as above; TCP flags are
+     * byte 13 of the TCP header. */
+    struct sock_filter prog[] = {
+        /* 0 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, NET(0)),
+        /* 1 */ BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+        /* 2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 3, 0), /* -> 6 */
+        /* 3 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, NET(0)),
+        /* 4 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, NET(13)),
+        /* 5 */ BPF_STMT(BPF_JMP | BPF_JA, 1), /* -> 7 */
+        /* 6 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, NET(40 + 13)),
+        /* 7 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12), /* SYN | ACK */
+        /* 8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),
+        /* 9 */ BPF_STMT(BPF_RET | BPF_K, 0),            /* a new connection: dropped */
+        /* 10 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* anything else: kept whole */
+    };
+    struct sock_fprog fprog = {.len = sizeof(prog) / sizeof(prog[0]), .filter = prog};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) == 0 ? 0 : -errno;
+}
+
 int atoll__steer_attach(int fd, const uint32_t *indices, unsigned n, const atoll_steer_local *local, unsigned nlocal)
 {
     if (n > ATOLL_STEER_MAX_CANDIDATES || nlocal > ATOLL_STEER_MAX_LOCAL)

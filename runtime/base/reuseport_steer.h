@@ -48,4 +48,14 @@ int atoll__steer_build(const uint32_t *indices, unsigned n, const atoll_steer_lo
  */
 int atoll__steer_attach(int fd, const uint32_t *indices, unsigned n, const atoll_steer_local *local, unsigned nlocal);
 
+/*
+ * Attaches to listening socket `fd` (SO_ATTACH_FILTER) a socket filter that
+ * drops TCP SYNs without ACK and lets every other segment through: no new
+ * connection starts on it (the client retransmits its SYN and, once the
+ * socket is closed, is refused), while handshakes already under way
+ * complete into its queue. IPv4, and IPv6 without extension headers (a SYN
+ * with them passes). Returns 0 or the setsockopt error.
+ */
+int atoll__steer_drop_syns(int fd);
+
 #endif /* ATOLL_RUNTIME_REUSEPORT_STEER_H */

@@ -20,7 +20,7 @@ static const char usage_text[] =
     "            [--cert FILE --key FILE [--key-password PW]] [--write-cert FILE]\n"
     "            [--alpn LIST] [--request-client-cert | --require-client-cert] [--client-ca FILE]\n"
     "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
-    "            [--pin-cpus] [--steering hash|cpu]\n"
+    "            [--pin-cpus] [--steering hash|cpu] [--drain-timeout MS]\n"
     "\n"
     "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
     "listener per isolate); with --plain the same server over cleartext TCP.\n"
@@ -63,6 +63,9 @@ static const char usage_text[] =
     "                          the isolate pinned to the CPU that processed the SYN,\n"
     "                          others by the hash; implies --pin-cpus). Default hash\n"
     "  --duration S            stop by itself after S seconds (may be fractional)\n"
+    "  --drain-timeout MS      how long a drain (signals, --duration) lets\n"
+    "                          connections finish before closing them, 0..86400000.\n"
+    "                          Default 30000\n"
     "  -h, --help              this text\n"
     "\n"
     "Output (stdout, one line each, flushed):\n"
@@ -71,17 +74,23 @@ static const char usage_text[] =
     "      when it contains ':' (IPv6), e.g. \"listening on [::1]:8443 isolates=2\";\n"
     "      PORT is the real port (also after --port 0).\n"
     "  {\"isolates\":[{\"id\":0,\"accepted\":A,\"handshakes\":H,\"handshake_errors\":E,\n"
-    "      \"bytes_in\":I,\"bytes_out\":O},...]}\n"
+    "      \"bytes_in\":I,\"bytes_out\":O,\"drain_closed\":D},...]}\n"
     "      per-isolate counters, on SIGUSR1 (keeps running) and at exit. accepted:\n"
     "      TCP connections accepted; handshakes: TLS handshakes completed (connections\n"
     "      served); handshake_errors: connections that failed before being served;\n"
-    "      bytes_in/bytes_out: bytes on the wire (TLS records) of its connections.\n"
+    "      bytes_in/bytes_out: bytes on the wire (TLS records) of its connections;\n"
+    "      drain_closed: connections still open at the drain's deadline, closed then.\n"
     "      With --plain: handshakes is always 0 (there are none) and bytes_in/bytes_out\n"
     "      count the cleartext.\n"
     "\n"
-    "Signals: SIGINT or SIGTERM (or the end of --duration) stop accepting, finish\n"
-    "the responses in progress (close idle keep-alive connections), wait up to 5 s,\n"
-    "close what is left, print the counters and exit 0. SIGUSR1 prints the counters.\n"
+    "Signals: SIGINT or SIGTERM (or the end of --duration) drain the server: no new\n"
+    "connection is accepted (those already queued are served; new ones are refused\n"
+    "once the sockets close, none is reset), handshakes in flight finish, every\n"
+    "connection finishes its exchange and closes (http: after the response in\n"
+    "progress, or at once when idle after at least one response; a connection\n"
+    "waits for its first request; echo: after its next echo or the peer's close),\n"
+    "what is left at --drain-timeout is closed; then the counters are printed and\n"
+    "the exit status is 0. SIGUSR1 prints the counters.\n"
     "\n"
     "HTTP mode (keep-alive, pipelining; requests up to 8 KiB of headers):\n"
     "  GET|HEAD /          200, body \"hello\\n\"\n"
@@ -121,6 +130,7 @@ void parse_args(int argc, char **argv, config *cfg)
     cfg->mode = MODE_HTTP;
     cfg->alpn = "http/1.1";
     cfg->handshake_timeout_ms = 10000;
+    cfg->drain_timeout_ms = 30000;
     /* The first TLS-only flag given, for the --plain check once all are read. */
     const char *tls_flag = NULL;
     for (int i = 1; i < argc; i++) {
@@ -204,6 +214,9 @@ void parse_args(int argc, char **argv, config *cfg)
             NO_VALUE();
             cfg->no_resumption = true;
             TLS_ONLY("--no-resumption");
+        } else if (FLAG("--drain-timeout")) {
+            NEED_VALUE();
+            cfg->drain_timeout_ms = (uint32_t)parse_int(a, val, 0, 86400000);
         } else if (FLAG("--pin-cpus")) {
             NO_VALUE();
             cfg->pin_cpus = true;

@@ -108,11 +108,26 @@ static void sc_on_read_closed(atoll_conn *c, void *user)
     sc_on_read(c, user);
 }
 
+/* The runtime drains: responses say "Connection: close" from now on; a
+ * connection idle between requests closes now, one with a response in
+ * progress after it, a new one after its first (http); echo after its next
+ * echo. The runtime closes what is left at --drain-timeout. */
+static void sc_on_drain(atoll_conn *c, void *user)
+{
+    sconn *s = user;
+    (void)c;
+    s->is->draining = true;
+    s->close_after = true;
+    if (g.cfg.mode == MODE_HTTP && !s->responding && s->len == 0 && s->skip == 0 && s->served > 0)
+        sc_close(s);
+}
+
 static const atoll_conn_callbacks conn_cb = {
     .on_read = sc_on_read,
     .on_write = sc_on_read, /* the same driver: flush, then read on */
     .on_read_closed = sc_on_read_closed,
     .on_closed = sc_on_closed,
+    .on_drain = sc_on_drain,
 };
 
 void srv_on_connection(atoll_server *server, atoll_conn *c, void *user)

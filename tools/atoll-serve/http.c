@@ -313,6 +313,7 @@ void http_drive(sconn *s)
                 return;
             }
             s->responding = false;
+            s->served++;
             if (s->close_after) {
                 sc_close(s);
                 return;
@@ -332,8 +333,8 @@ void http_drive(sconn *s)
         ssize_t n = atoll_conn_read(s->c, s->buf + s->len, REQ_MAX - s->len);
         if (n <= 0) {
             sc_release_block_if_idle(s);
-            if (s->len == 0 && s->skip == 0 && s->close_after)
-                sc_close(s); /* draining and idle */
+            if (s->len == 0 && s->skip == 0 && s->close_after && s->served > 0)
+                sc_close(s); /* draining and idle between requests */
             return;
         }
         s->len += (uint32_t)n;

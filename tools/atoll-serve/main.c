@@ -110,8 +110,6 @@ int main(int argc, char **argv)
     if (make_context(&ctx, &chain) < 0)
         goto out_crypto;
 
-    pthread_mutex_init(&g.lock, NULL);
-    pthread_cond_init(&g.cond, NULL);
     g.n = cfg->isolates;
     g.iso = calloc(g.n, sizeof(*g.iso));
     if (!g.iso) {
@@ -191,15 +189,15 @@ int main(int argc, char **argv)
         break; /* SIGINT, SIGTERM */
     }
 
-    /* Shutdown: stop accepting, let responses finish, then stop. */
-    run_on_all(task_begin_drain);
+    /* Shutdown: the runtime drains every listener member and connection
+     * (sc_on_drain); the listener's members are closed by then. */
+    rc = atoll_runtime_drain(g.rt, cfg->drain_timeout_ms);
+    if (rc < 0 && rc != ATOLL_E_TIMEDOUT)
+        die_rc("draining", rc);
     rc = atoll_listener_close(g.listener);
     if (rc < 0)
         die_rc("closing the listener", rc);
     g.listener = NULL;
-    rc = atoll_runtime_drain(g.rt, 5000);
-    if (rc < 0 && rc != ATOLL_E_TIMEDOUT)
-        die_rc("draining", rc);
     exit_code = 0;
 out_stop:
     atoll_runtime_stop(g.rt);
@@ -215,8 +213,6 @@ out_state:
             while (g.iso[i].ncache > 0)
                 free(g.iso[i].cache[--g.iso[i].ncache]);
     free(g.iso);
-    pthread_mutex_destroy(&g.lock);
-    pthread_cond_destroy(&g.cond);
     atoll_security_context_release(ctx);
 out_crypto:
     free(chain.data);

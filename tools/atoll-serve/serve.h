@@ -7,7 +7,6 @@
 #ifndef ATOLL_TOOLS_SERVE_H
 #define ATOLL_TOOLS_SERVE_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +31,8 @@ typedef struct config {
     bool plain;               /* --plain: cleartext TCP, no security context */
     int backlog;
     uint32_t handshake_timeout_ms;
-    double duration_s; /* 0: none */
+    uint32_t drain_timeout_ms; /* --drain-timeout */
+    double duration_s;         /* 0: none */
 } config;
 
 /* Parses the command line into *cfg; prints the usage and exits 0 on
@@ -92,10 +92,6 @@ typedef struct app {
     atoll_listener *listener;
     uint32_t n;
     iso_state *iso;
-    /* Counters handed to the main thread. */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    uint32_t pending; /* tasks not yet done */
 } app;
 
 /* The program's state: the configuration, the runtime and its listener,
@@ -116,6 +112,7 @@ typedef struct sconn {
     uint64_t body_pos;
     uint16_t head_off, head_len; /* http: response head (+ small body) in buf */
     bool responding;             /* http: a response is being written */
+    uint32_t served;             /* http: responses completed */
     bool close_after;            /* close once the output is flushed */
     bool peer_eof, paused, closing;
 } sconn;
@@ -154,16 +151,6 @@ void http_drive(sconn *s);
 /* Fills the pattern streamed as the body of /bytes/N. Call once, before
  * any connection. */
 void http_pattern_init(void);
-
-/* ---- host -> isolate tasks (tasks.c) -------------------------------------- */
-
-/* Runs fn on every pool isolate and waits until each ran (or was dropped). */
-void run_on_all(atoll_task_fn fn);
-
-/* Graceful start of the shutdown: new responses say "Connection: close",
- * idle keep-alive connections are closed, busy ones close after their
- * response. */
-void *task_begin_drain(atoll_isolate *self, void *arg);
 
 /* ---- counters (stats.c) --------------------------------------------------- */
 

@@ -14,7 +14,7 @@
  * thread at any time, exact also for connections that outlive the listener. */
 void print_stats(void)
 {
-    size_t cap = 64 + (size_t)g.n * 200, off = 0;
+    size_t cap = 64 + (size_t)g.n * 320, off = 0; /* an entry is at most ~230 bytes */
     char *out = malloc(cap);
     if (!out)
         return;
@@ -28,9 +28,10 @@ void print_stats(void)
         uint64_t handshakes = g.cfg.plain ? 0 : st.net_handshakes;
         off += (size_t)snprintf(out + off, cap - off,
                                 "%s{\"id\":%" PRIu32 ",\"accepted\":%" PRIu64 ",\"handshakes\":%" PRIu64
-                                ",\"handshake_errors\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 "}",
+                                ",\"handshake_errors\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+                                ",\"drain_closed\":%" PRIu64 "}",
                                 i ? "," : "", i, st.net_accepted, handshakes, st.net_handshake_errors, st.net_bytes_in,
-                                st.net_bytes_out);
+                                st.net_bytes_out, st.net_drain_closed);
     }
     snprintf(out + off, cap - off, "]}\n");
     fputs(out, stdout);
