@@ -155,6 +155,7 @@ struct atoll_conn *atoll__conn_alloc(struct atoll_isolate *iso, int fd, atoll_se
     atoll__obj_init(&c->obj, &atoll_conn_type, iso);
     c->iso = iso;
     c->stats = atoll__stats_ref(stats);
+    atoll__stats_conn_enter(stats);
     c->fd = fd;
     c->read_events = c->write_events = true;
     c->write_event_due = true;
@@ -232,6 +233,7 @@ static void atoll_conn_finish(struct atoll_conn *c)
     c->closed_reported = true;
     if (!c->released) {
         c->released = true;
+        atoll__stats_conn_leave(c->stats);
         atoll__obj_unref(&c->obj);
     }
 }

@@ -247,6 +247,10 @@ void atoll__bufring_recycle(struct atoll_isolate *iso, uint16_t bid);
 atoll_server_stats *atoll__stats_ref(atoll_server_stats *s);
 atoll_server_stats *atoll__stats_new(void);
 void atoll__stats_unref(atoll_server_stats *s);
+/* A connection starts / finishes (reported on_closed) counting into the
+ * block; a draining server finishes with its last connection. */
+void atoll__stats_conn_enter(atoll_server_stats *s);
+void atoll__stats_conn_leave(atoll_server_stats *s);
 
 /* server.c */
 void atoll__server_accept_cqe(struct atoll_server *s, const struct io_uring_cqe *cqe);

@@ -18,7 +18,27 @@
 typedef struct atoll_stats_block {
     atoll_server_stats stats; /* first: the block is addressed by it */
     uint32_t refs;
+    uint32_t live;               /* connections counting here, not yet finished */
+    struct atoll_server *server; /* the server while it exists (NULL for clients) */
 } atoll_stats_block;
+
+static atoll_stats_block *atoll_block(atoll_server_stats *s)
+{
+    return (atoll_stats_block *)(void *)s;
+}
+
+void atoll__stats_conn_enter(atoll_server_stats *s)
+{
+    atoll_block(s)->live++;
+}
+
+void atoll__stats_conn_leave(atoll_server_stats *s)
+{
+    atoll_stats_block *b = atoll_block(s);
+    /* A draining server ends with its last connection. */
+    if (--b->live == 0 && b->server && b->server->drain_deadline_ns)
+        atoll__server_maybe_finish(b->server);
+}
 
 atoll_server_stats *atoll__stats_ref(atoll_server_stats *s)
 {
@@ -108,6 +128,7 @@ static void atoll_server_destroy(atoll_obj *o)
         atoll__tls_ctx_put(s->iso, s->wctx);
     if (s->sctx)
         atoll_security_context_release(s->sctx);
+    atoll_block(s->stats)->server = NULL;
     atoll__stats_unref(s->stats);
     for (uint32_t i = 0; i < s->npend; i++)
         atoll__files_remove(s->iso, &s->iso->net->files, s->pend[i].file);
@@ -151,6 +172,8 @@ void atoll__server_maybe_finish(struct atoll_server *s)
     if (s->state != ATOLL_SRV_CLOSING || !s->released || s->accepts_armed || s->conns || s->npend ||
         s->lookup_pending || !atoll__connq_empty(&s->held) || s->closed_reported)
         return;
+    if (s->drain_deadline_ns && atoll_block(s->stats)->live > 0)
+        return; /* drained when its last connection is gone */
     s->closed_reported = true;
     if (s->cb.on_closed)
         s->cb.on_closed(s, s->user);
@@ -308,6 +331,7 @@ int atoll_server_bind(atoll_isolate *self, const char *address, int port, const 
         return ret < 0 ? ret : -ENOMEM;
     }
     sb->refs = 1;
+    sb->server = s;
     s->stats = &sb->stats;
     atoll__obj_init(&s->obj, &atoll_server_type, self);
     atoll__connq_init(&s->held, ATOLL_CONNQ_HELD);

@@ -1,9 +1,11 @@
 /*
  * runtime/listener.c: atoll_runtime_listen, one shared server per pool
- * isolate, coordinated from a host thread through submitted tasks.
+ * isolate, coordinated from a host thread through submitted tasks; an
+ * isolate added later (atoll_runtime_add_isolate) joins every listener.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@ typedef struct atoll_listener_member {
     atoll_server *server;
     int bind_status;
     bool bound_reported, closed;
+    bool serving; /* counted in the listener's `serving` */
 } atoll_listener_member;
 
 struct atoll_listener {
@@ -30,8 +33,10 @@ struct atoll_listener {
     atoll_security_context *ctx;
     atoll_server_callbacks cb;
     void *user;
-    uint32_t n;
-    atoll_listener_member *members;
+    _Atomic uint32_t serving;       /* members bound and not closed */
+    uint32_t cap;                   /* members[] is indexed by isolate id: max_isolates */
+    atoll_listener_member *members; /* joined: `l` set */
+    struct atoll_listener *next;    /* the runtime's list (under scale_mu) */
 };
 
 static void atoll_member_bound(atoll_server *s, int status, void *user)
@@ -47,6 +52,10 @@ static void atoll_member_bound(atoll_server *s, int status, void *user)
     m->bound_reported = true;
     if (status < 0)
         m->server = NULL; /* freed after a failed bind */
+    else if (!m->serving) {
+        m->serving = true;
+        atomic_fetch_add(&l->serving, 1);
+    }
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
 }
@@ -73,6 +82,10 @@ static void atoll_member_closed(atoll_server *s, void *user)
     pthread_mutex_lock(&l->lock);
     m->closed = true;
     m->server = NULL;
+    if (m->serving) {
+        m->serving = false;
+        atomic_fetch_sub(&l->serving, 1);
+    }
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
 }
@@ -121,7 +134,9 @@ static int atoll_listener_run(struct atoll_listener *l, uint32_t i, atoll_task_f
 
 static void atoll_listener_close_members(struct atoll_listener *l)
 {
-    for (uint32_t i = 0; i < l->n; i++) {
+    for (uint32_t i = 0; i < l->cap; i++) {
+        if (!l->members[i].l)
+            continue; /* no member on isolate i */
         pthread_mutex_lock(&l->lock);
         bool open = l->members[i].server && !l->members[i].closed;
         pthread_mutex_unlock(&l->lock);
@@ -132,8 +147,8 @@ static void atoll_listener_close_members(struct atoll_listener *l)
         }
     }
     pthread_mutex_lock(&l->lock);
-    for (uint32_t i = 0; i < l->n; i++)
-        while (!l->members[i].closed) {
+    for (uint32_t i = 0; i < l->cap; i++)
+        while (l->members[i].l && !l->members[i].closed) {
             atoll_isolate_state st;
             atoll_runtime_isolate_status(l->rt, i, &st, NULL);
             if (st == ATOLL_ISOLATE_EXITED) {
@@ -172,13 +187,13 @@ int atoll_runtime_listen(atoll_runtime *rt, const char *address, int port, const
     struct atoll_listener *l = calloc(1, sizeof(*l));
     if (!l)
         return -ENOMEM;
-    l->members = calloc(rt->pool_count, sizeof(*l->members));
+    l->cap = rt->opts.max_isolates;
+    l->members = calloc(l->cap, sizeof(*l->members));
     if (!l->members) {
         free(l);
         return -ENOMEM;
     }
     l->rt = rt;
-    l->n = rt->pool_count;
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->cond, NULL);
     snprintf(l->address, sizeof(l->address), "%s", address);
@@ -194,22 +209,28 @@ int atoll_runtime_listen(atoll_runtime *rt, const char *address, int port, const
         atoll__security_context_acquire(ctx);
         l->ctx = ctx;
     }
+    /* The pool's members now (ids with live scaling need not be 0..n-1);
+     * an isolate added meanwhile waits for scale_mu, then joins. */
+    pthread_mutex_lock(&rt->scale_mu);
     int ret = 0;
-    for (uint32_t i = 0; i < l->n && ret == 0; i++) {
-        l->members[i].l = l;
-        l->members[i].index = i;
-        ret = atoll_listener_run(l, i, atoll_member_bind_task);
-        pthread_mutex_lock(&l->lock);
-        while (ret == 0 && !l->members[i].bound_reported)
-            pthread_cond_wait(&l->cond, &l->lock);
-        if (ret == 0)
-            ret = l->members[i].bind_status;
-        if (ret == 0 && i == 0)
-            l->port = atoll_server_port(l->members[0].server); /* the others bind the port obtained */
-        pthread_mutex_unlock(&l->lock);
-        if (ret < 0)
-            l->members[i].closed = true;
+    bool first = true;
+    uint32_t n = atomic_load(&rt->isolate_count);
+    for (uint32_t i = 0; i < n && ret == 0; i++) {
+        if (!atoll__pool_member(rt->isolates[i]))
+            continue;
+        ret = atoll__listener_join(l, i);
+        if (ret == 0 && first) {
+            pthread_mutex_lock(&l->lock);
+            l->port = atoll_server_port(l->members[i].server); /* the others bind the port obtained */
+            pthread_mutex_unlock(&l->lock);
+        }
+        first = false;
     }
+    if (ret == 0) {
+        l->next = rt->listeners;
+        rt->listeners = l;
+    }
+    pthread_mutex_unlock(&rt->scale_mu);
     if (ret < 0) {
         atoll_listener_close_members(l);
         atoll_listener_free(l);
@@ -219,6 +240,33 @@ int atoll_runtime_listen(atoll_runtime *rt, const char *address, int port, const
     return 0;
 }
 
+int atoll__listener_join(struct atoll_listener *l, uint32_t id)
+{
+    if (id >= l->cap)
+        return ATOLL_E_LIMIT;
+    atoll_listener_member *m = &l->members[id];
+    pthread_mutex_lock(&l->lock);
+    memset(m, 0, sizeof(*m));
+    m->l = l;
+    m->index = id;
+    pthread_mutex_unlock(&l->lock);
+    int ret = atoll_listener_run(l, id, atoll_member_bind_task);
+    pthread_mutex_lock(&l->lock);
+    while (ret == 0 && !m->bound_reported)
+        pthread_cond_wait(&l->cond, &l->lock);
+    if (ret == 0)
+        ret = m->bind_status;
+    if (ret < 0)
+        m->closed = true;
+    pthread_mutex_unlock(&l->lock);
+    return ret;
+}
+
+struct atoll_listener *atoll__listener_next(const struct atoll_listener *l)
+{
+    return l->next;
+}
+
 uint16_t atoll_listener_port(const atoll_listener *l)
 {
     return (uint16_t)l->port;
@@ -226,12 +274,12 @@ uint16_t atoll_listener_port(const atoll_listener *l)
 
 uint32_t atoll_listener_count(const atoll_listener *l)
 {
-    return l->n;
+    return atomic_load(&l->serving);
 }
 
 atoll_server *atoll_listener_server(const atoll_listener *l, uint32_t i)
 {
-    return i < l->n ? l->members[i].server : NULL;
+    return i < l->cap ? l->members[i].server : NULL;
 }
 
 int atoll_listener_close(atoll_listener *l)
@@ -241,6 +289,14 @@ int atoll_listener_close(atoll_listener *l)
     atoll_isolate *self = atoll_isolate_current();
     if (self && self->rt == l->rt)
         return ATOLL_E_DEADLOCK;
+    /* Out of the runtime's list first: no isolate added from now on joins. */
+    pthread_mutex_lock(&l->rt->scale_mu);
+    for (struct atoll_listener **p = &l->rt->listeners; *p; p = &(*p)->next)
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    pthread_mutex_unlock(&l->rt->scale_mu);
     atoll_listener_close_members(l);
     atoll_listener_free(l);
     return 0;

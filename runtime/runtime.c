@@ -103,6 +103,7 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
         return ret;
     }
     pthread_mutex_init(&rt->lock, NULL);
+    pthread_mutex_init(&rt->scale_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -164,19 +165,40 @@ static int atoll_wait_ready(atoll_runtime *rt, struct atoll_isolate *iso)
     return 0;
 }
 
+/* Under rt->lock: sets control bits on one isolate and wakes it. */
+static void atoll_signal_one(atoll_runtime *rt, struct atoll_isolate *iso, unsigned bits)
+{
+    (void)rt;
+    if (atomic_load(&iso->state) == ATOLL_ISOLATE_EXITED)
+        return;
+    atomic_fetch_or(&iso->control, bits);
+    if (atomic_load_explicit(&iso->state, memory_order_acquire) == ATOLL_ISOLATE_RUNNING)
+        atoll__wake(iso);
+    /* A STARTING isolate reads control before its first wait. */
+}
+
 /* Under rt->lock: sets control bits on every isolate and wakes it. */
 static void atoll_signal_all(atoll_runtime *rt, unsigned bits)
 {
     uint32_t n = atomic_load(&rt->isolate_count);
-    for (uint32_t i = 0; i < n; i++) {
-        struct atoll_isolate *iso = rt->isolates[i];
-        if (atomic_load(&iso->state) == ATOLL_ISOLATE_EXITED)
-            continue;
-        atomic_fetch_or(&iso->control, bits);
-        if (atomic_load_explicit(&iso->state, memory_order_acquire) == ATOLL_ISOLATE_RUNNING)
-            atoll__wake(iso);
-        /* A STARTING isolate reads control before its first wait. */
+    for (uint32_t i = 0; i < n; i++)
+        atoll_signal_one(rt, rt->isolates[i], bits);
+}
+
+/* CLOCK_MONOTONIC (the condition variable's clock) `ms` from now,
+ * saturating far in the future. */
+static struct timespec atoll_deadline_after(uint64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    uint64_t secs = ms / 1000;
+    t.tv_sec = secs > (uint64_t)INT32_MAX ? INT32_MAX : t.tv_sec + (time_t)secs;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
     }
+    return t;
 }
 
 int atoll_runtime_start(atoll_runtime *rt)
@@ -238,6 +260,91 @@ int atoll_runtime_spawn(atoll_runtime *rt, atoll_entry_fn entry, void *arg, uint
     return ret;
 }
 
+/* How long atoll_runtime_drain() and atoll_runtime_retire() wait past their
+ * timeout for isolates to exit after closing their last connections. */
+#define ATOLL_DRAIN_EXIT_GRACE_MS 1000u
+
+bool atoll__pool_member(const struct atoll_isolate *iso)
+{
+    return iso->pool && !atomic_load_explicit(&iso->retired, memory_order_relaxed) &&
+           atomic_load_explicit(&iso->state, memory_order_relaxed) != ATOLL_ISOLATE_EXITED;
+}
+
+int atoll_runtime_add_isolate(atoll_runtime *rt, uint32_t *id_out)
+{
+    if (!rt)
+        return -EINVAL;
+    if (atoll_on_runtime_thread(rt))
+        return ATOLL_E_DEADLOCK;
+    pthread_mutex_lock(&rt->scale_mu);
+    pthread_mutex_lock(&rt->lock);
+    int ret = 0;
+    if (rt->state == ATOLL_RT_CREATED)
+        ret = ATOLL_E_STATE;
+    else if (rt->state != ATOLL_RT_STARTED)
+        ret = ATOLL_E_STOPPED;
+    struct atoll_isolate *iso = NULL;
+    if (ret == 0)
+        ret = atoll_isolate_create(rt, true, rt->opts.entry, rt->opts.entry_arg, &iso);
+    if (ret == 0)
+        ret = atoll_wait_ready(rt, iso);
+    pthread_mutex_unlock(&rt->lock);
+    /* It serves every runtime-wide listener like the pool isolates. */
+    for (struct atoll_listener *l = rt->listeners; ret == 0 && l; l = atoll__listener_next(l))
+        ret = atoll__listener_join(l, iso->id);
+    if (ret < 0 && iso && atomic_load(&iso->state) != ATOLL_ISOLATE_EXITED) {
+        /* Half joined: it leaves again (its members drain; nothing reached it
+         * that is lost) and the caller hears the error. */
+        pthread_mutex_lock(&rt->lock);
+        atomic_store(&iso->retired, true);
+        atomic_store_explicit(&iso->drain_timeout_ms, 0, memory_order_release);
+        atoll_signal_one(rt, iso, ATOLL_CTL_DRAIN);
+        pthread_mutex_unlock(&rt->lock);
+    }
+    if (ret == 0 && id_out)
+        *id_out = iso->id;
+    pthread_mutex_unlock(&rt->scale_mu);
+    return ret;
+}
+
+int atoll_runtime_retire(atoll_runtime *rt, uint32_t id, uint64_t timeout_ms)
+{
+    if (!rt)
+        return -EINVAL;
+    if (atoll_on_runtime_thread(rt))
+        return ATOLL_E_DEADLOCK;
+    struct timespec deadline =
+        atoll_deadline_after(timeout_ms > UINT64_MAX / 2 ? UINT64_MAX / 2 : timeout_ms + ATOLL_DRAIN_EXIT_GRACE_MS);
+    pthread_mutex_lock(&rt->scale_mu);
+    pthread_mutex_lock(&rt->lock);
+    int ret = 0;
+    struct atoll_isolate *iso = id < atomic_load(&rt->isolate_count) ? rt->isolates[id] : NULL;
+    if (!iso) {
+        ret = -ENOENT;
+    } else if (rt->state != ATOLL_RT_STARTED || !atoll__pool_member(iso)) {
+        ret = ATOLL_E_STATE; /* not a serving pool isolate, or the runtime drains or stopped */
+    } else {
+        uint32_t members = 0, n = atomic_load(&rt->isolate_count);
+        for (uint32_t i = 0; i < n; i++)
+            members += atoll__pool_member(rt->isolates[i]);
+        if (members == 1)
+            ret = ATOLL_E_STATE; /* the last one: drain the runtime instead */
+    }
+    if (ret == 0) {
+        /* The same drain as the runtime's, on this isolate alone. */
+        atomic_store(&iso->retired, true);
+        atomic_store_explicit(&iso->drain_timeout_ms, timeout_ms, memory_order_release);
+        atoll_signal_one(rt, iso, ATOLL_CTL_DRAIN);
+        while (ret == 0 && atomic_load(&iso->state) != ATOLL_ISOLATE_EXITED)
+            if (pthread_cond_timedwait(&rt->cond, &rt->lock, &deadline) == ETIMEDOUT &&
+                atomic_load(&iso->state) != ATOLL_ISOLATE_EXITED)
+                ret = ATOLL_E_TIMEDOUT;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    pthread_mutex_unlock(&rt->scale_mu);
+    return ret;
+}
+
 static struct atoll_isolate *atoll_isolate_get(const atoll_runtime *rt, uint32_t id)
 {
     if (!rt || id >= atomic_load(&rt->isolate_count))
@@ -295,10 +402,6 @@ int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_st
     return 0;
 }
 
-/* How long atoll_runtime_drain() waits past its timeout for the isolates
- * to exit after closing their last connections. */
-#define ATOLL_DRAIN_EXIT_GRACE_MS 1000u
-
 int atoll_runtime_drain(atoll_runtime *rt, uint64_t timeout_ms)
 {
     if (!rt)
@@ -308,15 +411,7 @@ int atoll_runtime_drain(atoll_runtime *rt, uint64_t timeout_ms)
     /* The isolates close what is left at timeout_ms; their exits follow
      * within ATOLL_DRAIN_EXIT_GRACE_MS (closes through the ring). */
     uint64_t wait_ms = timeout_ms > UINT64_MAX / 2 ? UINT64_MAX / 2 : timeout_ms + ATOLL_DRAIN_EXIT_GRACE_MS;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    uint64_t secs = wait_ms / 1000;
-    deadline.tv_sec = secs > (uint64_t)INT32_MAX ? INT32_MAX : deadline.tv_sec + (time_t)secs;
-    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = atoll_deadline_after(wait_ms);
     pthread_mutex_lock(&rt->lock);
     if (rt->state != ATOLL_RT_STARTED && rt->state != ATOLL_RT_DRAINING) {
         pthread_mutex_unlock(&rt->lock);
@@ -410,6 +505,7 @@ int atoll_runtime_destroy(atoll_runtime *rt)
     free(rt->isolates);
     atoll__port_table_destroy(&rt->ports);
     pthread_mutex_destroy(&rt->lock);
+    pthread_mutex_destroy(&rt->scale_mu);
     pthread_cond_destroy(&rt->cond);
     free(rt);
     return 0;

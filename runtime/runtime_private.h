@@ -37,8 +37,13 @@ struct atoll_runtime {
 
     struct atoll_isolate **isolates; /* [opts.max_isolates], index = id */
     _Atomic uint32_t isolate_count;
-    uint32_t pool_count; /* pool isolates: ids 0 .. pool_count-1 */
-    bool pool_ready;     /* every pool isolate set up: entries may run */
+    uint32_t pool_count; /* pool isolates started by atoll_runtime_start: ids 0 .. pool_count-1 */
+
+    /* Live scaling (atoll_runtime_add_isolate, atoll_runtime_retire) and the
+     * runtime-wide listeners an added isolate joins; taken before `lock`. */
+    pthread_mutex_t scale_mu;
+    struct atoll_listener *listeners;
+    bool pool_ready; /* every pool isolate set up: entries may run */
     _Atomic uint32_t rr_next;
 
     atoll_ticket_keys tickets; /* session-ticket keys shared by all isolates */
@@ -48,6 +53,16 @@ struct atoll_runtime {
 
     atoll_port_table ports; /* behind every send handle: [opts.max_ports] */
 };
+
+/* True for a pool isolate that takes pool work and listener members: not
+ * retired, not exited. Thread: any. */
+bool atoll__pool_member(const struct atoll_isolate *iso);
+
+/* listener.c, under scale_mu: binds and starts listener `l`'s member on the
+ * new pool isolate `id` and waits for it; 0 or the bind's error. */
+int atoll__listener_join(struct atoll_listener *l, uint32_t id);
+/* listener.c: the next listener of the runtime's list (under scale_mu). */
+struct atoll_listener *atoll__listener_next(const struct atoll_listener *l);
 
 /* isolate_thread.c */
 int atoll__isolate_launch(atoll_runtime *rt, struct atoll_isolate *iso);

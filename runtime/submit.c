@@ -12,23 +12,33 @@
 /* Resolves a target id or pool policy to an isolate. */
 static int atoll_pick(atoll_runtime *rt, uint32_t target, struct atoll_isolate **out)
 {
-    uint32_t pool = rt->pool_count;
-    if (target == ATOLL_POOL_ROUND_ROBIN || target == ATOLL_POOL_LEAST_LOADED) {
-        if (pool == 0)
-            return -ENOENT;
-        if (target == ATOLL_POOL_ROUND_ROBIN) {
-            target = atomic_fetch_add_explicit(&rt->rr_next, 1, memory_order_relaxed) % pool;
-        } else {
-            uint32_t best = 0, best_load = UINT32_MAX;
-            for (uint32_t i = 0; i < pool; i++) {
-                uint32_t load = atomic_load_explicit(&rt->isolates[i]->tasks_queued, memory_order_relaxed);
-                if (load < best_load) {
-                    best = i;
-                    best_load = load;
-                }
+    /* The pool changes with live scaling: its members are the pool
+     * isolates neither retired nor exited, among every id. */
+    uint32_t n = atomic_load(&rt->isolate_count);
+    if (target == ATOLL_POOL_ROUND_ROBIN) {
+        for (uint32_t tries = 0;; tries++) {
+            if (tries == n)
+                return -ENOENT;
+            uint32_t i = atomic_fetch_add_explicit(&rt->rr_next, 1, memory_order_relaxed) % n;
+            if (atoll__pool_member(rt->isolates[i])) {
+                target = i;
+                break;
             }
-            target = best;
         }
+    } else if (target == ATOLL_POOL_LEAST_LOADED) {
+        uint32_t best = UINT32_MAX, best_load = UINT32_MAX;
+        for (uint32_t i = 0; i < n; i++) {
+            if (!atoll__pool_member(rt->isolates[i]))
+                continue;
+            uint32_t load = atomic_load_explicit(&rt->isolates[i]->tasks_queued, memory_order_relaxed);
+            if (load < best_load) {
+                best = i;
+                best_load = load;
+            }
+        }
+        if (best == UINT32_MAX)
+            return -ENOENT;
+        target = best;
     }
     if (target >= atomic_load(&rt->isolate_count))
         return -ENOENT;

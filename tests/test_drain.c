@@ -1,8 +1,9 @@
 /*
- * test_drain: draining servers and the runtime (issue 9, "nothing lost"):
- * queued connections are served, not reset; new SYNs during the drain end
- * refused, never established then reset; on_drain once per connection;
- * what is still open at the deadline is closed and counted.
+ * test_drain: draining servers and the runtime, and live scaling (issue 9,
+ * "nothing lost"): queued connections are served, not reset; new SYNs
+ * during the drain end refused, never established then reset; on_drain once
+ * per connection; what is still open at the deadline is closed and counted;
+ * isolates added and retired under load lose no exchange.
  */
 #include "net_support.h"
 
@@ -12,6 +13,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,6 +29,7 @@ typedef struct app {
     uint16_t port;
     sup_latch bound, closed, conn_closed;
     _Atomic long delivered, drained, timed_out, exchanges;
+    atoll_server_stats final; /* read in the server's on_closed */
     int syn_fd; /* a connect started on the isolate during the drain */
 } app;
 
@@ -95,7 +99,7 @@ static void on_bound(atoll_server *s, int status, void *user)
 static void on_closed(atoll_server *s, void *user)
 {
     app *a = user;
-    (void)s;
+    atoll_server_stats_get(s, &a->final);
     sup_latch_signal(&a->closed);
 }
 
@@ -225,18 +229,6 @@ Test(drain, new_syn_during_drain_is_refused_never_reset, .timeout = 60)
     app_destroy(&a);
 }
 
-typedef struct stats_req {
-    app *a;
-    atoll_server_stats st;
-} stats_req;
-
-static void read_stats_on(atoll_isolate *self, void *arg)
-{
-    stats_req *r = arg;
-    (void)self;
-    atoll_server_stats_get(r->a->server, &r->st);
-}
-
 /* Two open connections: one application closes on on_drain (the client sees
  * the end of the stream), the other ignores it and is closed at the
  * deadline, counted in the server's and the isolate's drain_closed. */
@@ -270,13 +262,14 @@ Test(drain, on_drain_once_then_the_deadline_closes_and_counts, .timeout = 60)
         cr_assert_eq(atomic_load(&a.timed_out), ignore ? 2 : 0);
         if (ignore)
             cr_assert_geq(waited, 250, "closed before the deadline (%lld ms)", (long long)waited);
-        stats_req r = {.a = &a};
-        cr_assert_eq(sup_run_on(rt, 0, read_stats_on, &r), 0);
-        cr_assert_eq(r.st.drain_closed, ignore ? 2u : 0u);
+        /* The drain is complete (the server's on_closed) once its last
+         * connection finished: the final counters are read there. */
+        cr_assert(sup_latch_wait(&a.closed, 1, SUP_WAIT_MS));
+        cr_assert_eq(a.final.drain_closed, ignore ? 2u : 0u);
+        cr_assert_eq(a.final.handshakes, 2u);
         atoll_isolate_stats is;
         cr_assert_eq(atoll_runtime_isolate_stats(rt, 0, &is), 0);
         cr_assert_eq(is.net_drain_closed, ignore ? 2u : 0u);
-        cr_assert(sup_latch_wait(&a.closed, 1, SUP_WAIT_MS));
         drain_timeout_ms = 5000;
         sup_assert_no_failures();
         sup_shutdown(rt);
@@ -330,4 +323,200 @@ Test(drain, runtime_drain_tells_every_connection, .timeout = 60)
         sup_shutdown(rt);
         app_destroy(&a);
     }
+}
+
+/* ---- live scaling --------------------------------------------------------- */
+
+typedef struct per_iso {
+    _Atomic long n[SUP_MAX_ISO];
+} per_iso;
+
+static void count_conn(atoll_server *s, atoll_conn *c, void *user)
+{
+    per_iso *p = user;
+    (void)s;
+    atomic_fetch_add(&p->n[atoll_isolate_id(atoll_isolate_current())], 1);
+    atoll_conn_close(c);
+}
+
+/* Served and closed: the client reads the end of the stream. */
+static bool served(uint16_t port)
+{
+    int fd = ns_connect(AF_INET, "127.0.0.1", port);
+    if (fd < 0)
+        return false;
+    char b;
+    bool ok = ns_recv(fd, &b, 1) == 0;
+    close(fd);
+    return ok;
+}
+
+static void *nothing_task(atoll_isolate *self, void *arg)
+{
+    (void)self;
+    (void)arg;
+    return NULL;
+}
+
+static void add_from_isolate_on(atoll_isolate *self, void *arg)
+{
+    int *rc = arg;
+    *rc = atoll_runtime_add_isolate(atoll_isolate_runtime(self), NULL);
+}
+
+static int spawned_entry_wait(atoll_isolate *self, void *arg);
+
+/* An added isolate joins the listener and the pool; a retired one leaves
+ * both and exits; the errors of each misuse. */
+Test(scaling, add_joins_and_retire_leaves, .timeout = 60)
+{
+    atoll_runtime *rt = sup_start_n(2);
+    per_iso p;
+    memset(&p, 0, sizeof(p));
+    atoll_server_callbacks cb = {.on_connection = count_conn};
+    atoll_listener *l;
+    cr_assert_eq(atoll_runtime_listen(rt, "127.0.0.1", 0, NULL, NULL, &cb, &p, &l), 0);
+    uint16_t port = atoll_listener_port(l);
+    uint32_t id = 0;
+    cr_assert_eq(atoll_runtime_add_isolate(rt, &id), 0);
+    cr_assert_eq(id, 2);
+    cr_assert_eq(atoll_listener_count(l), 3);
+    cr_assert_not_null(atoll_listener_server(l, 2));
+    for (int i = 0; i < 200; i++)
+        cr_assert(served(port), "connection %d", i);
+    cr_assert_gt(atomic_load(&p.n[2]), 0, "the added isolate got no connection");
+    bool seen2 = false;
+    for (int i = 0; i < 30; i++) {
+        uint32_t chosen = UINT32_MAX;
+        cr_assert_eq(atoll_runtime_submit(rt, ATOLL_POOL_ROUND_ROBIN, nothing_task, NULL, NULL, NULL, &chosen), 0);
+        seen2 |= chosen == 2;
+    }
+    cr_assert(seen2, "the added isolate takes pool work");
+
+    cr_assert_eq(atoll_runtime_retire(rt, 0, 2000), 0);
+    atoll_isolate_state st;
+    int status = -1;
+    cr_assert_eq(atoll_runtime_isolate_status(rt, 0, &st, &status), 0);
+    cr_assert_eq(st, ATOLL_ISOLATE_EXITED);
+    cr_assert_eq(status, 0);
+    cr_assert_eq(atoll_listener_count(l), 2);
+    long before0 = atomic_load(&p.n[0]);
+    for (int i = 0; i < 200; i++)
+        cr_assert(served(port), "after retire, connection %d", i);
+    cr_assert_eq(atomic_load(&p.n[0]), before0, "a retired isolate took a connection");
+    for (int i = 0; i < 30; i++) {
+        uint32_t chosen = UINT32_MAX;
+        cr_assert_eq(atoll_runtime_submit(rt, ATOLL_POOL_ROUND_ROBIN, nothing_task, NULL, NULL, NULL, &chosen), 0);
+        cr_assert_neq(chosen, 0, "pool work went to the retired isolate");
+        cr_assert_eq(atoll_runtime_submit(rt, ATOLL_POOL_LEAST_LOADED, nothing_task, NULL, NULL, NULL, &chosen), 0);
+        cr_assert_neq(chosen, 0, "pool work went to the retired isolate");
+    }
+
+    /* Misuse. */
+    cr_assert_eq(atoll_runtime_retire(rt, 0, 100), ATOLL_E_STATE, "retired twice");
+    cr_assert_eq(atoll_runtime_retire(rt, 99, 100), -ENOENT);
+    int rc = 0;
+    cr_assert_eq(sup_run_on(rt, 1, add_from_isolate_on, &rc), 0);
+    cr_assert_eq(rc, ATOLL_E_DEADLOCK);
+    uint32_t spawned = sup_spawn(rt, spawned_entry_wait, NULL);
+    cr_assert_eq(atoll_runtime_retire(rt, spawned, 100), ATOLL_E_STATE, "a spawned isolate is not in the pool");
+    cr_assert_eq(atoll_runtime_retire(rt, 1, 2000), 0);
+    cr_assert_eq(atoll_runtime_retire(rt, 2, 2000), ATOLL_E_STATE, "the last pool isolate");
+    for (int i = 0; i < 20; i++)
+        cr_assert(served(port), "on the last isolate, connection %d", i);
+    cr_assert_eq(atoll_listener_close(l), 0);
+    sup_shutdown(rt);
+}
+
+static void ignore_message(atoll_receive_port *port, atoll_message *msg, void *user)
+{
+    (void)port;
+    (void)msg;
+    (void)user;
+}
+
+/* A spawned isolate that stays (one port open) until stop. */
+static int spawned_entry_wait(atoll_isolate *self, void *arg)
+{
+    (void)arg;
+    atoll_receive_port *port;
+    return atoll_port_open(self, NULL, ignore_message, NULL, &port);
+}
+
+typedef struct churn {
+    uint16_t port;
+    _Atomic bool stop;
+    _Atomic long ok, failed;
+} churn;
+
+static void churn_client(int index, void *arg)
+{
+    churn *c = arg;
+    (void)index;
+    while (!atomic_load(&c->stop)) {
+        int fd = ping(c->port);
+        char buf[8];
+        bool ok = ns_recv(fd, buf, 4) == 4 && memcmp(buf, "pong", 4) == 0 && ns_recv(fd, buf, 1) == 0;
+        close(fd);
+        atomic_fetch_add(ok ? &c->ok : &c->failed, 1);
+    }
+}
+
+static void *scale_cycles(void *arg);
+
+typedef struct scaler {
+    atoll_runtime *rt;
+    churn *c;
+    int cycles;
+} scaler;
+
+/* Continuous exchanges from two client threads while isolates are added and
+ * the oldest retired, three times: no exchange fails. */
+Test(scaling, retire_and_add_under_load_lose_nothing, .timeout = 120)
+{
+    atoll_runtime *rt = sup_start_n(2);
+    app a;
+    app_init(&a);
+    atoll_server_callbacks cb = {.on_connection = on_connection};
+    atoll_listener *l;
+    cr_assert_eq(atoll_runtime_listen(rt, "127.0.0.1", 0, NULL, NULL, &cb, &a, &l), 0);
+    churn c = {.port = atoll_listener_port(l)};
+    scaler s = {.rt = rt, .c = &c, .cycles = 3};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, scale_cycles, &s), 0);
+    sup_host_threads(2, churn_client, &c);
+    pthread_join(th, NULL);
+    cr_log_info("exchanges %ld, failed %ld", atomic_load(&c.ok), atomic_load(&c.failed));
+    cr_assert_eq(atomic_load(&c.failed), 0);
+    cr_assert_gt(atomic_load(&c.ok), 100);
+    cr_assert_eq(atoll_listener_count(l), 2);
+    cr_assert_eq(atoll_listener_close(l), 0);
+    sup_assert_no_failures();
+    sup_shutdown(rt);
+    app_destroy(&a);
+}
+
+static void *scale_cycles(void *arg)
+{
+    scaler *s = arg;
+    uint32_t oldest = 0;
+    for (int i = 0; i < s->cycles; i++) {
+        /* Exchanges keep flowing during each step: wait for some. */
+        long base = atomic_load(&s->c->ok);
+        while (atomic_load(&s->c->ok) < base + 50 && !atomic_load(&s->c->failed))
+            sched_yield();
+        uint32_t id;
+        int rc = atoll_runtime_add_isolate(s->rt, &id);
+        SUP_CHECK(rc == 0, "add: %d", rc);
+        base = atomic_load(&s->c->ok);
+        while (atomic_load(&s->c->ok) < base + 50 && !atomic_load(&s->c->failed))
+            sched_yield();
+        rc = atoll_runtime_retire(s->rt, oldest++, 5000);
+        SUP_CHECK(rc == 0, "retire: %d", rc);
+    }
+    long base = atomic_load(&s->c->ok);
+    while (atomic_load(&s->c->ok) < base + 50 && !atomic_load(&s->c->failed))
+        sched_yield();
+    atomic_store(&s->c->stop, true);
+    return NULL;
 }

@@ -258,6 +258,37 @@ ATOLL_API int atoll_runtime_start(atoll_runtime *rt);
 ATOLL_API int atoll_runtime_spawn(atoll_runtime *rt, atoll_entry_fn entry, void *arg, uint32_t *id_out);
 
 /**
+ * Adds a pool isolate while serving (live scaling): it takes pool work
+ * (atoll_runtime_submit's pool policies), runs the options' entry like the
+ * pool isolates, and joins every runtime-wide listener (atoll_runtime_listen):
+ * a member of each group is bound on the listener's port and started.
+ * Returns once it serves every listener; `id_out` (may be NULL) gets its
+ * id. Errors: ATOLL_E_STATE (not started), ATOLL_E_STOPPED (draining or
+ * stopped), ATOLL_E_LIMIT (max_isolates created), a ring setup error,
+ * -EAGAIN (thread), or the first listener bind error (the new isolate then
+ * leaves again, as after atoll_runtime_retire() with a zero timeout).
+ * Thread: any thread that is not one of this runtime's isolates
+ * (ATOLL_E_DEADLOCK).
+ */
+ATOLL_API int atoll_runtime_add_isolate(atoll_runtime *rt, uint32_t *id_out);
+
+/**
+ * Retires pool isolate `id` while the others serve: it takes no new pool
+ * work, its servers drain as atoll_server_drain() does (new connections go
+ * to the group's other members; none queued on it is lost), its drain
+ * hooks run and its connections hear on_drain and are closed `timeout_ms`
+ * later if still open, then it exits (status 0). Waits until it exited, at
+ * most `timeout_ms` plus one second. Errors: -ENOENT (no such isolate),
+ * ATOLL_E_STATE (not a serving pool isolate: spawned, already retired or
+ * exited; the last pool isolate, which atoll_runtime_drain() ends instead;
+ * the runtime not started, draining or stopped), ATOLL_E_TIMEDOUT (it
+ * still holds application ports, timers or tasks: it keeps running).
+ * Thread: any thread that is not one of this runtime's isolates
+ * (ATOLL_E_DEADLOCK).
+ */
+ATOLL_API int atoll_runtime_retire(atoll_runtime *rt, uint32_t id, uint64_t timeout_ms);
+
+/**
  * Reads an isolate's state and, once exited, its status (either out pointer
  * may be NULL). Errors: -ENOENT (no isolate with that id).
  * Thread: any thread.

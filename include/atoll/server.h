@@ -173,7 +173,9 @@ ATOLL_API int atoll_server_close(atoll_server *server);
  * live member, the socket drops new SYNs (clients retransmit and then
  * find the port closed: connection refused) while what is queued or
  * completing its TCP handshake is still accepted, then the socket closes.
- * on_closed of the server follows as after atoll_server_close(). Errors:
+ * on_closed of the server comes once the socket is released and its last
+ * connection has finished: the drain is complete (read the final
+ * counters there). Errors:
  * ATOLL_E_WRONG_THREAD, ATOLL_E_STATE (already closing or failed), -EINVAL.
  * Thread: the owning isolate.
  */
@@ -210,7 +212,8 @@ typedef struct atoll_listener atoll_listener;
 
 /**
  * Binds (address, port, v6_only) with shared = true on every pool isolate
- * and starts them all; returns once every isolate is listening. With port 0
+ * (and on each one added later by atoll_runtime_add_isolate()) and starts
+ * them all; returns once every isolate is listening. With port 0
  * the first isolate's bind takes the ephemeral port and the others bind
  * that port. `cb` runs on each isolate for that isolate's server (on_bound
  * too). On any failure the servers already bound are closed and the error
@@ -226,11 +229,14 @@ ATOLL_API int atoll_runtime_listen(atoll_runtime *rt, const char *address, int p
 /** The port every member listens on. Thread: any thread. */
 ATOLL_API uint16_t atoll_listener_port(const atoll_listener *l);
 
-/** Number of members (the pool isolates). Thread: any thread. */
+/** Number of members serving now: one per pool isolate, with those added
+ *  by atoll_runtime_add_isolate() and without retired ones. Thread: any
+ *  thread. */
 ATOLL_API uint32_t atoll_listener_count(const atoll_listener *l);
 
-/** Member i's server, to be used only on its isolate (i = isolate id).
- *  NULL once that member closed. Thread: that isolate. */
+/** The member's server on isolate `i` (its id), to be used only there.
+ *  NULL when that isolate has no member or it closed. Thread: that
+ *  isolate. */
 ATOLL_API atoll_server *atoll_listener_server(const atoll_listener *l, uint32_t i);
 
 /**
