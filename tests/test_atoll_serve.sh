@@ -326,7 +326,8 @@ fi
 # ---------------------------------------------------------------------------
 # 5. Bad command lines: exit 2, a message and the usage on stderr.
 for args in "--no-such-flag" "--port 65536" "--port x" "--isolates 0" "--mode ftp" "--cert only.pem" \
-    "--request-client-cert --require-client-cert" "--alpn a,,b" "--duration 0" "--backlog" "--steering rr"; do
+    "--request-client-cert --require-client-cert" "--alpn a,,b" "--duration 0" "--backlog" "--steering rr" "--admin x" "--admin 127.0.0.1:70000" "--admin ::1:80" \
+    "--drain-timeout -1"; do
     # shellcheck disable=SC2086
     timeout 10 "$BIN" $args >"$WORK/bad.out" 2>"$WORK/bad.err"
     RC=$?
@@ -355,6 +356,47 @@ for args in "--plain --cert c.pem --key k.pem" "--plain --key k.pem" "--plain --
         fail "'$args' -> exit $RC ($(head -1 "$WORK/bad.err"))"
     fi
 done
+
+# ---------------------------------------------------------------------------
+# 6. The admin port: "admin on" after the listening line; add, pause,
+# resume and retire isolates, /stats, errors, then POST /drain ends the
+# server with exit 0 and the final counters (the added isolate included).
+OUT=$WORK/out6
+if start_server "$OUT" --isolates 2 --admin 127.0.0.1:0 --write-cert "$WORK/cert6.pem"; then
+    for _ in $(seq 1 50); do grep -q '^admin on ' "$OUT" && break; sleep 0.1; done
+    ALINE=$(sed -n 2p "$OUT")
+    check "admin line right after the listening line: '$ALINE'" \
+        grep -qE '^admin on 127\.0\.0\.1:[1-9][0-9]*$' <(echo "$ALINE")
+    AP=$(sed -nE 's/^admin on .*:([0-9]+)$/\1/p' <<<"$ALINE")
+    P6=$(sed -nE 's/^listening on .*:([0-9]+) isolates=[0-9]+$/\1/p' "$OUT")
+    admin() { curl -s -o "$WORK/admin.body" -w '%{http_code}' -X "$1" "http://127.0.0.1:$AP$2"; }
+    check "GET /stats: the counters line" \
+        [ "$(admin GET /stats)" = 200 -a "$(valid_json "$(cat "$WORK/admin.body")" 2 && echo ok)" = ok ]
+    check "POST /isolates -> {\"id\":2}" [ "$(admin POST /isolates)" = 200 -a "$(cat "$WORK/admin.body")" = '{"id":2}' ]
+    check "three isolates in /stats" [ "$(admin GET /stats)" = 200 -a "$(valid_json "$(cat "$WORK/admin.body")" 3 && echo ok)" = ok ]
+    check "POST /isolates/0/pause" [ "$(admin POST /isolates/0/pause)" = 200 ]
+    check "pausing twice is harmless" [ "$(admin POST /isolates/0/pause)" = 200 ]
+    check "POST /isolates/0/resume" [ "$(admin POST /isolates/0/resume)" = 200 ]
+    check "DELETE /isolates/0 answers once drained" \
+        [ "$(admin DELETE /isolates/0)" = 200 -a "$(cat "$WORK/admin.body")" = '{"id":0,"retired":true}' ]
+    check "DELETE /isolates/0 again: 409" [ "$(admin DELETE /isolates/0)" = 409 ]
+    check "DELETE /isolates/99: 404" [ "$(admin DELETE /isolates/99)" = 404 ]
+    check "GET /isolates: 405" [ "$(admin GET /isolates)" = 405 ]
+    check "GET /nothing: 404" [ "$(admin GET /nothing)" = 404 ]
+    OK6=0
+    for _ in $(seq 1 20); do
+        [ "$(curl -s --cacert "$WORK/cert6.pem" "https://localhost:$P6/")" = hello ] && OK6=$((OK6 + 1))
+    done
+    check "served by the remaining isolates: $OK6 of 20" [ "$OK6" -eq 20 ]
+    check "POST /drain: 202" [ "$(admin POST /drain)" = 202 ]
+    wait_server
+    FINAL=$(json_lines "$OUT" | tail -1)
+    check "after /drain: exit 0 (rc $RC) and the final counters of 3 isolates" \
+        [ "$RC" -eq 0 -a "$(valid_json "$FINAL" 3 && echo ok)" = ok ]
+    check "the 20 connections were served: $(sum_field "$FINAL" handshakes)" [ "$(sum_field "$FINAL" handshakes)" -eq 20 ]
+else
+    fail "server with --admin starts: $(cat "$OUT.err")"
+fi
 
 timeout 10 "$BIN" --help >"$WORK/help.out" 2>&1
 RC=$?

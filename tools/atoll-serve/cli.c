@@ -20,7 +20,7 @@ static const char usage_text[] =
     "            [--cert FILE --key FILE [--key-password PW]] [--write-cert FILE]\n"
     "            [--alpn LIST] [--request-client-cert | --require-client-cert] [--client-ca FILE]\n"
     "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
-    "            [--pin-cpus] [--steering hash|cpu] [--drain-timeout MS]\n"
+    "            [--pin-cpus] [--steering hash|cpu] [--drain-timeout MS] [--admin ADDR:PORT]\n"
     "\n"
     "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
     "listener per isolate); with --plain the same server over cleartext TCP.\n"
@@ -63,9 +63,25 @@ static const char usage_text[] =
     "                          the isolate pinned to the CPU that processed the SYN,\n"
     "                          others by the hash; implies --pin-cpus). Default hash\n"
     "  --duration S            stop by itself after S seconds (may be fractional)\n"
-    "  --drain-timeout MS      how long a drain (signals, --duration) lets\n"
+    "  --drain-timeout MS      how long a drain (signals, --duration, the admin\n"
+    "                          port's /drain and DELETE /isolates/N) lets\n"
     "                          connections finish before closing them, 0..86400000.\n"
     "                          Default 30000\n"
+    "  --admin ADDR:PORT       the admin port: plain HTTP/1.1 on ADDR (numeric;\n"
+    "                          \"PORT\" alone means 127.0.0.1; IPv6 as [::1]:PORT;\n"
+    "                          port 0 picks a free one), one request per connection:\n"
+    "                            POST /isolates            add an isolate: {\"id\":N}\n"
+    "                            DELETE /isolates/N        retire isolate N; answers\n"
+    "                                                      once it has drained\n"
+    "                            POST /isolates/N/pause    pause its listener member\n"
+    "                            POST /isolates/N/resume   resume it\n"
+    "                            POST /drain               drain as on SIGTERM, exit\n"
+    "                            GET /stats                the counters line\n"
+    "                          Errors: JSON {\"error\":...,\"code\":...} with 400,\n"
+    "                          404, 405, 409 (refused: e.g. the last isolate),\n"
+    "                          504 (not drained in time), 507 (no more isolates:\n"
+    "                          ids are never reused, 1024 can be added over the\n"
+    "                          server's life)\n"
     "  -h, --help              this text\n"
     "\n"
     "Output (stdout, one line each, flushed):\n"
@@ -73,9 +89,13 @@ static const char usage_text[] =
     "      once every isolate listens. ADDR is --address as given, in brackets\n"
     "      when it contains ':' (IPv6), e.g. \"listening on [::1]:8443 isolates=2\";\n"
     "      PORT is the real port (also after --port 0).\n"
+    "  admin on ADDR:PORT\n"
+    "      with --admin, right after the listening line: the admin port's real\n"
+    "      address and port.\n"
     "  {\"isolates\":[{\"id\":0,\"accepted\":A,\"handshakes\":H,\"handshake_errors\":E,\n"
     "      \"bytes_in\":I,\"bytes_out\":O,\"drain_closed\":D},...]}\n"
-    "      per-isolate counters, on SIGUSR1 (keeps running) and at exit. accepted:\n"
+    "      per-isolate counters of every isolate the server had (added and retired\n"
+    "      ones too), on SIGUSR1 (keeps running), GET /stats and at exit. accepted:\n"
     "      TCP connections accepted; handshakes: TLS handshakes completed (connections\n"
     "      served); handshake_errors: connections that failed before being served;\n"
     "      bytes_in/bytes_out: bytes on the wire (TLS records) of its connections;\n"
@@ -214,6 +234,13 @@ void parse_args(int argc, char **argv, config *cfg)
             NO_VALUE();
             cfg->no_resumption = true;
             TLS_ONLY("--no-resumption");
+        } else if (FLAG("--admin")) {
+            NEED_VALUE();
+            char host[256];
+            int port;
+            if (admin_parse(val, host, sizeof(host), &port) < 0)
+                usage_error("--admin: '%s' is not ADDR:PORT, [ADDR6]:PORT or PORT", val);
+            cfg->admin = val;
         } else if (FLAG("--drain-timeout")) {
             NEED_VALUE();
             cfg->drain_timeout_ms = (uint32_t)parse_int(a, val, 0, 86400000);

@@ -111,17 +111,19 @@ int main(int argc, char **argv)
         goto out_crypto;
 
     g.n = cfg->isolates;
-    g.iso = calloc(g.n, sizeof(*g.iso));
+    g.cap = g.n + 1024; /* isolates added through the admin port: ids are never reused */
+    g.iso = calloc(g.cap, sizeof(*g.iso));
     if (!g.iso) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out_state;
     }
-    for (uint32_t i = 0; i < g.n; i++)
+    for (uint32_t i = 0; i < g.cap; i++)
         g.iso[i].id = i;
 
     atoll_runtime_options ro;
     atoll_runtime_options_init(&ro);
     ro.isolates = g.n;
+    ro.max_isolates = g.cap;
     ro.pin_cpus = cfg->pin_cpus || cfg->steer_cpu;
     ro.steering = cfg->steer_cpu ? ATOLL_STEERING_CPU : ATOLL_STEERING_HASH;
     if ((rc = atoll_runtime_create(&ro, &g.rt)) < 0) {
@@ -164,6 +166,18 @@ int main(int argc, char **argv)
     printf("listening on %s%s%s:%u isolates=%" PRIu32 "\n", v6 ? "[" : "", cfg->address, v6 ? "]" : "",
            (unsigned)atoll_listener_port(g.listener), g.n);
     fflush(stdout);
+    if (cfg->admin) {
+        char host[256], bound[300];
+        int admin_port = 0;
+        (void)admin_parse(cfg->admin, host, sizeof(host), &admin_port); /* checked by parse_args */
+        if (admin_start(host, admin_port, bound, sizeof(bound)) < 0) {
+            atoll_listener_close(g.listener);
+            g.listener = NULL;
+            goto out_stop;
+        }
+        printf("admin on %s\n", bound);
+        fflush(stdout);
+    }
 
     double deadline = cfg->duration_s > 0 ? now_s() + cfg->duration_s : 0;
     for (;;) {
@@ -198,6 +212,7 @@ int main(int argc, char **argv)
     if (rc < 0)
         die_rc("closing the listener", rc);
     g.listener = NULL;
+    admin_stop(); /* after the drain: /stats answers while it runs */
     exit_code = 0;
 out_stop:
     atoll_runtime_stop(g.rt);
@@ -209,7 +224,7 @@ out_rt:
     g.rt = NULL;
 out_state:
     if (g.iso)
-        for (uint32_t i = 0; i < g.n; i++)
+        for (uint32_t i = 0; i < g.cap; i++)
             while (g.iso[i].ncache > 0)
                 free(g.iso[i].cache[--g.iso[i].ncache]);
     free(g.iso);

@@ -32,6 +32,7 @@ typedef struct config {
     int backlog;
     uint32_t handshake_timeout_ms;
     uint32_t drain_timeout_ms; /* --drain-timeout */
+    const char *admin;         /* --admin, or NULL */
     double duration_s;         /* 0: none */
 } config;
 
@@ -90,7 +91,8 @@ typedef struct app {
     config cfg;
     atoll_runtime *rt;
     atoll_listener *listener;
-    uint32_t n;
+    uint32_t n;   /* isolates at start */
+    uint32_t cap; /* iso[]: every isolate the runtime may have (max_isolates) */
     iso_state *iso;
 } app;
 
@@ -154,8 +156,20 @@ void http_pattern_init(void);
 
 /* ---- counters (stats.c) --------------------------------------------------- */
 
-/* The per-isolate network counters of the runtime: readable from this
- * thread at any time, exact also for connections that outlive the listener. */
+/* Prints the per-isolate counters line (stats_json) on stdout. */
 void print_stats(void);
+/* The same line, malloc'd (NULL: out of memory); for the admin port. */
+char *stats_json(void);
+
+/* ---- admin port (admin.c) ------------------------------------------------- */
+
+/* Splits --admin's "PORT", "ADDR:PORT" or "[V6]:PORT" (ADDR defaults to
+ * 127.0.0.1); -1 when malformed. */
+int admin_parse(const char *spec, char *host, size_t host_len, int *port);
+/* Binds the admin port and starts its thread; `bound` gets "ADDR:PORT" (the
+ * real port). 0, or -1 with the reason printed. */
+int admin_start(const char *host, int port, char *bound, size_t bound_len);
+/* Stops the admin thread (after the request in progress) and closes it. */
+void admin_stop(void);
 
 #endif /* ATOLL_TOOLS_SERVE_H */

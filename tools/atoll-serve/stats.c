@@ -10,16 +10,18 @@
 
 #include "serve.h"
 
-/* The per-isolate network counters of the runtime: readable from this
+/* The per-isolate network counters of the runtime, every isolate it ever
+ * had (added ones too; a retired one keeps its counters): readable from any
  * thread at any time, exact also for connections that outlive the listener. */
-void print_stats(void)
+char *stats_json(void)
 {
-    size_t cap = 64 + (size_t)g.n * 320, off = 0; /* an entry is at most ~230 bytes */
+    uint32_t n = atoll_runtime_isolate_count(g.rt);
+    size_t cap = 64 + (size_t)n * 320, off = 0; /* an entry is at most ~230 bytes */
     char *out = malloc(cap);
     if (!out)
-        return;
+        return NULL;
     off += (size_t)snprintf(out + off, cap - off, "{\"isolates\":[");
-    for (uint32_t i = 0; i < g.n; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         atoll_isolate_stats st;
         memset(&st, 0, sizeof(st));
         atoll_runtime_isolate_stats(g.rt, i, &st);
@@ -34,6 +36,14 @@ void print_stats(void)
                                 st.net_bytes_out, st.net_drain_closed);
     }
     snprintf(out + off, cap - off, "]}\n");
+    return out;
+}
+
+void print_stats(void)
+{
+    char *out = stats_json();
+    if (!out)
+        return;
     fputs(out, stdout);
     fflush(stdout);
     free(out);
