@@ -130,6 +130,7 @@ static void atoll_conn_destroy(atoll_obj *o)
     if (c->hs_timer)
         atoll_timer_cancel(c->hs_timer);
     atoll__conn_drain_forget(c);
+    atoll__conn_idle_forget(c);
     atoll__conn_segs_release(c);
     free(c->segs);
     if (c->ssl)

@@ -147,6 +147,7 @@ void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
     if (has_buf)
         c->iso->net->bufs.free--;
     if (res > 0 && has_buf) {
+        c->last_active_ns = c->iso->now_ns;
         c->stats->bytes_in += (uint64_t)res;
         atoll_stat_add(&c->iso->stats.net_bytes_in, (uint64_t)res);
         if (c->state == ATOLL_CONN_DEAD || c->state == ATOLL_CONN_CLOSING || c->shut_rd ||

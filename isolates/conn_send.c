@@ -115,6 +115,7 @@ void atoll__conn_send_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
     }
     c->out_head = (c->out_head + (uint32_t)cqe->res) % c->out_cap;
     c->out_len -= (uint32_t)cqe->res;
+    c->last_active_ns = c->iso->now_ns;
     c->stats->bytes_out += (uint64_t)cqe->res;
     atoll_stat_add(&c->iso->stats.net_bytes_out, (uint64_t)cqe->res);
     if (c->out_len == 0) {

@@ -40,7 +40,7 @@ typedef struct atoll_isolate_counters {
     atoll_stat loop_turns, cqes, cq_overflows, wakeups_ring, wakeups_eventfd, messages_delivered, messages_dropped,
         tasks_run, timers_fired, wake_errors, recv_enobufs, net_accepted, net_handshakes, net_handshake_errors,
         net_bytes_in, net_bytes_out, sq_flushes, sq_deferred, submit_errors, cqe_errors, sockopt_errors,
-        net_drain_closed;
+        net_drain_closed, net_idle_closed;
 } atoll_isolate_counters;
 
 struct atoll_timer;

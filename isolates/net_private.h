@@ -76,6 +76,10 @@ typedef struct atoll_net {
     atoll_timer *drain_timer;
     uint64_t drain_timer_due;
     uint32_t ndraining;
+    /* Idle timeout (net_idle.c): one sweep timer while nidle connections
+     * have a timeout, every idle_period_ms. */
+    atoll_timer *idle_timer;
+    uint32_t nidle, idle_period_ms;
 } atoll_net;
 
 /* Accepts a server keeps in flight, each into a direct descriptor chosen up
@@ -220,6 +224,10 @@ struct atoll_conn {
      * on_drain due at the next dispatch, and told once. */
     uint64_t drain_deadline_ns;
     bool drain_due, drain_reported, drain_closed;
+    /* Idle timeout: closed when nothing was received or sent since
+     * last_active_ns for idle_timeout_ms (0: none). */
+    uint32_t idle_timeout_ms;
+    uint64_t last_active_ns;
 
     atoll_address remote, local;
     uint16_t remote_port, local_port;
@@ -354,6 +362,12 @@ void atoll__conn_drain_forget(struct atoll_conn *c);
 /* The runtime drains: every server drains, every connection is told, all
  * with one deadline `timeout_ms` from now. */
 void atoll__net_drain(struct atoll_isolate *iso, uint64_t timeout_ms);
+
+/* net_idle.c */
+/* The connection (delivered) is closed after `timeout_ms` without traffic. */
+void atoll__conn_idle_start(struct atoll_conn *c, uint32_t timeout_ms);
+/* The connection is going away: no longer swept. */
+void atoll__conn_idle_forget(struct atoll_conn *c);
 
 /* client.c */
 void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe *cqe);

@@ -188,6 +188,7 @@ static void atoll_server_deliver(struct atoll_server *s, struct atoll_conn *c)
     atoll_stat_add(&s->iso->stats.net_handshakes, 1);
     if (c->resumed)
         s->stats->resumed++;
+    atoll__conn_idle_start(c, s->opts.idle_timeout_ms);
     s->cb.on_connection(s, c, s->user);
     atoll__conn_drain_notify(c); /* delivered while draining: on_drain next */
     /* Write events are on by default: the first one fires next turn. */

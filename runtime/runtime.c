@@ -398,6 +398,7 @@ int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_st
     ATOLL_READ_STAT(cqe_errors);
     ATOLL_READ_STAT(sockopt_errors);
     ATOLL_READ_STAT(net_drain_closed);
+    ATOLL_READ_STAT(net_idle_closed);
 #undef ATOLL_READ_STAT
     return 0;
 }

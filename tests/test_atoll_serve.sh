@@ -98,7 +98,7 @@ wait_server() {
 json_lines() { grep '^{"isolates":\[' "$1"; }
 
 # valid_json LINE N: LINE holds exactly N isolate objects with every field.
-OBJ='\{"id":[0-9]+,"accepted":[0-9]+,"handshakes":[0-9]+,"handshake_errors":[0-9]+,"bytes_in":[0-9]+,"bytes_out":[0-9]+,"drain_closed":[0-9]+\}'
+OBJ='\{"id":[0-9]+,"accepted":[0-9]+,"handshakes":[0-9]+,"handshake_errors":[0-9]+,"bytes_in":[0-9]+,"bytes_out":[0-9]+,"drain_closed":[0-9]+,"idle_closed":[0-9]+,"header_timeouts":[0-9]+\}'
 valid_json() {
     local line=$1 n=$2
     [[ "$line" =~ ^\{\"isolates\":\[${OBJ}(,${OBJ})*\]\}$ ]] || return 1
@@ -396,6 +396,43 @@ if start_server "$OUT" --isolates 2 --admin 127.0.0.1:0 --write-cert "$WORK/cert
     check "the 20 connections were served: $(sum_field "$FINAL" handshakes)" [ "$(sum_field "$FINAL" handshakes)" -eq 20 ]
 else
     fail "server with --admin starts: $(cat "$OUT.err")"
+fi
+
+# ---------------------------------------------------------------------------
+# 7. Slow and idle clients (cleartext, so a raw socket can play them): a
+# request head that stalls gets 408 after --header-timeout; a connection
+# that sends nothing is closed after --idle-timeout; both are counted.
+OUT=$WORK/out7
+if start_server "$OUT" --plain --isolates 1 --header-timeout 300 --idle-timeout 600; then
+    P7=$(sed -nE 's/^listening on .*:([0-9]+) isolates=[0-9]+$/\1/p' "$OUT")
+    SLOW=$(python3 - "$P7" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # no empty line: the head never ends
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\r\n")[0].decode(), "then closed")
+PY
+)
+    check "stalled request head: '$SLOW'" [ "$SLOW" = "HTTP/1.1 408 Request Timeout then closed" ]
+    IDLE=$(python3 - "$P7" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+print("closed" if s.recv(1) == b"" else "data")
+PY
+)
+    check "connection sending nothing: $IDLE by the idle timeout" [ "$IDLE" = closed ]
+    kill -TERM "$SPID"
+    wait_server
+    FINAL=$(json_lines "$OUT" | tail -1)
+    check "counted: header_timeouts 1, idle_closed 1: $FINAL" \
+        [ "$(sum_field "$FINAL" header_timeouts)" -eq 1 -a "$(sum_field "$FINAL" idle_closed)" -eq 1 ]
+else
+    fail "server with timeouts starts: $(cat "$OUT.err")"
 fi
 
 timeout 10 "$BIN" --help >"$WORK/help.out" 2>&1

@@ -208,6 +208,7 @@ typedef struct atoll_isolate_stats {
                                         cancelled ops */
     uint64_t sockopt_errors;       /**< socket options set through the ring that failed */
     uint64_t net_drain_closed;     /**< connections closed at a drain's deadline */
+    uint64_t net_idle_closed;      /**< connections closed by an idle timeout */
 } atoll_isolate_stats;
 
 /**

@@ -71,6 +71,14 @@ typedef struct atoll_server_options {
     bool alpn_strict;
     /** Handshake timeout in milliseconds; 0 disables. Default 10000. */
     uint32_t handshake_timeout_ms;
+    /** Idle timeout of delivered connections in milliseconds: one with
+     *  nothing received and nothing sent for this long (a send blocked on a
+     *  peer that does not read counts as nothing sent) is closed, on_closed
+     *  with ATOLL_E_TIMEDOUT, counted in idle_closed; checked every quarter
+     *  of it (10 ms to 1 s), so it closes within 1.25 times the timeout.
+     *  0 disables. Default 0 (the application decides; atoll-serve sets
+     *  one). */
+    uint32_t idle_timeout_ms;
     /** Most handshakes started per loop turn (the rest wait a turn), so a
      *  handshake storm cannot starve established connections. Default 64. */
     uint32_t handshakes_per_turn;
@@ -198,6 +206,7 @@ typedef struct atoll_server_stats {
     uint64_t bytes_out;        /**< bytes sent on the wire */
     uint64_t resumed;          /**< handshakes that resumed a session */
     uint64_t drain_closed;     /**< connections still open at a drain's deadline, closed then */
+    uint64_t idle_closed;      /**< connections closed by the idle timeout */
 } atoll_server_stats;
 
 /** Reads a server's counters. Thread: the owning isolate. */

@@ -208,7 +208,9 @@ run_budget=$((duration + 30))
 # start_atoll RESUMPTION(on|off|plain): sets srv_pid, srv_port. plain:
 # cleartext (--plain, no certificate).
 start_atoll() {
-	local -a args=(--address 127.0.0.1 --port 0 --isolates "$workers")
+	# --idle-timeout as nginx's keepalive_timeout in the idle-memory run (10
+	# min): no run here lasts that long, so neither server closes for idleness.
+	local -a args=(--address 127.0.0.1 --port 0 --isolates "$workers" --idle-timeout 600000)
 	case $1 in
 	plain) args+=(--plain) ;;
 	on) args+=(--cert "$tmp/cert.pem" --key "$tmp/key.pem") ;;

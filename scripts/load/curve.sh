@@ -130,7 +130,7 @@ cp "$tmp/cert.pem" "$out/cert.pem"
 # start_atoll: atoll-serve over TLS with the shared certificate; sets
 # srv_pid, srv_port.
 start_atoll() {
-	atoll_start --address 127.0.0.1 --port 0 --isolates "$workers" --cert "$tmp/cert.pem" --key "$tmp/key.pem"
+	atoll_start --address 127.0.0.1 --port 0 --isolates "$workers" --idle-timeout 600000 --cert "$tmp/cert.pem" --key "$tmp/key.pem"
 }
 
 # start_nginx: a private nginx in $tmp/nginx as compare.sh's start_nginx

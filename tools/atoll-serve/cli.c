@@ -21,6 +21,7 @@ static const char usage_text[] =
     "            [--alpn LIST] [--request-client-cert | --require-client-cert] [--client-ca FILE]\n"
     "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
     "            [--pin-cpus] [--steering hash|cpu] [--drain-timeout MS] [--admin ADDR:PORT]\n"
+    "            [--idle-timeout MS] [--header-timeout MS]\n"
     "\n"
     "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
     "listener per isolate); with --plain the same server over cleartext TCP.\n"
@@ -63,6 +64,13 @@ static const char usage_text[] =
     "                          the isolate pinned to the CPU that processed the SYN,\n"
     "                          others by the hash; implies --pin-cpus). Default hash\n"
     "  --duration S            stop by itself after S seconds (may be fractional)\n"
+    "  --idle-timeout MS       close a connection with nothing received or sent for\n"
+    "                          MS (a send blocked on a peer that does not read\n"
+    "                          counts as nothing sent), 0..86400000; 0 disables.\n"
+    "                          Default 60000\n"
+    "  --header-timeout MS     http: a request head must complete within MS of its\n"
+    "                          first byte, else 408 and the connection closes,\n"
+    "                          0..86400000; 0 disables. Default 10000\n"
     "  --drain-timeout MS      how long a drain (signals, --duration, the admin\n"
     "                          port's /drain and DELETE /isolates/N) lets\n"
     "                          connections finish before closing them, 0..86400000.\n"
@@ -93,13 +101,16 @@ static const char usage_text[] =
     "      with --admin, right after the listening line: the admin port's real\n"
     "      address and port.\n"
     "  {\"isolates\":[{\"id\":0,\"accepted\":A,\"handshakes\":H,\"handshake_errors\":E,\n"
-    "      \"bytes_in\":I,\"bytes_out\":O,\"drain_closed\":D},...]}\n"
+    "      \"bytes_in\":I,\"bytes_out\":O,\"drain_closed\":D,\"idle_closed\":L,\n"
+    "      \"header_timeouts\":T},...]}\n"
     "      per-isolate counters of every isolate the server had (added and retired\n"
     "      ones too), on SIGUSR1 (keeps running), GET /stats and at exit. accepted:\n"
     "      TCP connections accepted; handshakes: TLS handshakes completed (connections\n"
     "      served); handshake_errors: connections that failed before being served;\n"
     "      bytes_in/bytes_out: bytes on the wire (TLS records) of its connections;\n"
-    "      drain_closed: connections still open at the drain's deadline, closed then.\n"
+    "      drain_closed: connections still open at the drain's deadline, closed then;\n"
+    "      idle_closed: connections closed by --idle-timeout; header_timeouts:\n"
+    "      requests answered 408 by --header-timeout.\n"
     "      With --plain: handshakes is always 0 (there are none) and bytes_in/bytes_out\n"
     "      count the cleartext.\n"
     "\n"
@@ -151,6 +162,8 @@ void parse_args(int argc, char **argv, config *cfg)
     cfg->alpn = "http/1.1";
     cfg->handshake_timeout_ms = 10000;
     cfg->drain_timeout_ms = 30000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->header_timeout_ms = 10000;
     /* The first TLS-only flag given, for the --plain check once all are read. */
     const char *tls_flag = NULL;
     for (int i = 1; i < argc; i++) {
@@ -241,6 +254,12 @@ void parse_args(int argc, char **argv, config *cfg)
             if (admin_parse(val, host, sizeof(host), &port) < 0)
                 usage_error("--admin: '%s' is not ADDR:PORT, [ADDR6]:PORT or PORT", val);
             cfg->admin = val;
+        } else if (FLAG("--idle-timeout")) {
+            NEED_VALUE();
+            cfg->idle_timeout_ms = (uint32_t)parse_int(a, val, 0, 86400000);
+        } else if (FLAG("--header-timeout")) {
+            NEED_VALUE();
+            cfg->header_timeout_ms = (uint32_t)parse_int(a, val, 0, 86400000);
         } else if (FLAG("--drain-timeout")) {
             NEED_VALUE();
             cfg->drain_timeout_ms = (uint32_t)parse_int(a, val, 0, 86400000);

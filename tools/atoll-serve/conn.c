@@ -151,6 +151,51 @@ void srv_on_connection(atoll_server *server, atoll_conn *c, void *user)
     atoll_conn_set_callbacks(c, &conn_cb, s);
 }
 
+/* Every quarter of --header-timeout: a request head that has not completed
+ * in time gets 408 and the connection closes (slowloris over HTTP: the
+ * idle timeout alone never fires while a byte trickles in now and then). */
+static void sweep_heads(atoll_timer *t, void *user)
+{
+    iso_state *is = user;
+    (void)t;
+    uint64_t now = mono_ns(), limit = (uint64_t)g.cfg.header_timeout_ms * 1000000u;
+    for (sconn *s = is->conns, *next; s; s = next) {
+        next = s->next; /* the 408 may close it */
+        if (s->head_start_ns && !s->responding && !s->closing && now - s->head_start_ns >= limit) {
+            atomic_fetch_add(&is->header_timeouts, 1);
+            http_request_timeout(s);
+        }
+    }
+}
+
+/* The sweep's periodic timer would keep a draining isolate alive. */
+static void stop_sweep(atoll_isolate *self, void *user)
+{
+    iso_state *is = user;
+    (void)self;
+    if (is->sweep) {
+        atoll_timer_cancel(is->sweep);
+        is->sweep = NULL;
+    }
+}
+
+void srv_on_bound(atoll_server *server, int status, void *user)
+{
+    (void)user;
+    if (status < 0 || g.cfg.mode != MODE_HTTP || g.cfg.header_timeout_ms == 0)
+        return;
+    atoll_isolate *self = atoll_server_isolate(server);
+    iso_state *is = &g.iso[atoll_isolate_id(self)];
+    uint32_t period = g.cfg.header_timeout_ms / 4;
+    period = period < 10 ? 10 : period > 1000 ? 1000 : period;
+    if (atoll_timer_start(self, period, period, sweep_heads, is, &is->sweep) < 0 ||
+        atoll_isolate_on_drain(self, stop_sweep, is) < 0) {
+        /* Without it a slow head is only bounded by the idle timeout. */
+        fprintf(stderr, PROG ": isolate %" PRIu32 ": no header-timeout sweep\n", atoll_isolate_id(self));
+        stop_sweep(self, is);
+    }
+}
+
 /* Failed handshakes are counted by the server (handshake_errors); with
  * ATOLL_SERVE_DEBUG set in the environment each one is also logged. */
 bool debug_log;

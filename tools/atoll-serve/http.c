@@ -82,7 +82,10 @@ static void trim(const char **p, size_t *n)
 static void http_respond(sconn *s, int status, const char *body, uint64_t stream_len, bool head_only, bool keep_alive,
                          bool http10)
 {
-    const char *reason = status == 200 ? "OK" : status == 404 ? "Not Found" : "Bad Request";
+    const char *reason = status == 200   ? "OK"
+                         : status == 404 ? "Not Found"
+                         : status == 408 ? "Request Timeout"
+                                         : "Bad Request";
     const char *ctype = stream_len ? "application/octet-stream" : "text/plain";
     uint64_t clen = body ? strlen(body) : stream_len;
     if (!keep_alive)
@@ -98,6 +101,16 @@ static void http_respond(sconn *s, int status, const char *body, uint64_t stream
     s->body_left = (stream_len && !head_only) ? stream_len : 0;
     s->body_pos = 0;
     s->responding = true;
+}
+
+void http_request_timeout(sconn *s)
+{
+    s->head_start_ns = 0;
+    s->close_after = true;
+    s->len = 0;
+    s->skip = 0;
+    http_respond(s, 408, "request timeout\n", 0, false, false, false);
+    http_drive(s);
 }
 
 static void http_bad_request(sconn *s)
@@ -158,8 +171,11 @@ static int http_parse(sconn *s)
             http_bad_request(s); /* head too large */
             return 1;
         }
+        if (!s->head_start_ns)
+            s->head_start_ns = mono_ns(); /* the header timeout runs from here */
         return 0;
     }
+    s->head_start_ns = 0;
     /* Request line. */
     const char *line = b;
     const char *nl = memchr(line, '\n', head_end);

@@ -144,8 +144,10 @@ int main(int argc, char **argv)
     so.supported_protocols = (const char *const *)alpn;
     so.supported_protocols_count = alpn_count;
     so.handshake_timeout_ms = cfg->handshake_timeout_ms;
+    so.idle_timeout_ms = cfg->idle_timeout_ms;
     so.disable_resumption = cfg->no_resumption;
     static const atoll_server_callbacks scb = {
+        .on_bound = srv_on_bound,
         .on_connection = srv_on_connection,
         .on_error = srv_on_error,
     };

@@ -7,9 +7,11 @@
 #ifndef ATOLL_TOOLS_SERVE_H
 #define ATOLL_TOOLS_SERVE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <atoll/atoll.h>
 
@@ -31,9 +33,11 @@ typedef struct config {
     bool plain;               /* --plain: cleartext TCP, no security context */
     int backlog;
     uint32_t handshake_timeout_ms;
-    uint32_t drain_timeout_ms; /* --drain-timeout */
-    const char *admin;         /* --admin, or NULL */
-    double duration_s;         /* 0: none */
+    uint32_t drain_timeout_ms;  /* --drain-timeout */
+    uint32_t idle_timeout_ms;   /* --idle-timeout */
+    uint32_t header_timeout_ms; /* --header-timeout (http) */
+    const char *admin;          /* --admin, or NULL */
+    double duration_s;          /* 0: none */
 } config;
 
 /* Parses the command line into *cfg; prints the usage and exits 0 on
@@ -83,6 +87,8 @@ typedef struct iso_state {
     struct sconn *conns; /* every live connection of this isolate */
     uint32_t nconns;
     bool draining;
+    atoll_timer *sweep;               /* http: the header-timeout sweep */
+    _Atomic uint64_t header_timeouts; /* requests answered 408 (read by stats_json) */
     void *cache[BLOCK_CACHE];
     uint32_t ncache;
 } iso_state;
@@ -114,6 +120,7 @@ typedef struct sconn {
     uint64_t body_pos;
     uint16_t head_off, head_len; /* http: response head (+ small body) in buf */
     bool responding;             /* http: a response is being written */
+    uint64_t head_start_ns;      /* http: when the first byte of an incomplete head came; 0: none */
     uint32_t served;             /* http: responses completed */
     bool close_after;            /* close once the output is flushed */
     bool peer_eof, paused, closing;
@@ -139,6 +146,9 @@ void sc_resume(sconn *s);
  * connection callbacks; a failed handshake is logged with debug_log. */
 void srv_on_connection(atoll_server *server, atoll_conn *c, void *user);
 void srv_on_error(atoll_server *server, const atoll_server_error *e, void *user);
+/* A listener member is bound on its isolate: in http mode, starts the
+ * isolate's header-timeout sweep (stopped when the isolate drains). */
+void srv_on_bound(atoll_server *server, int status, void *user);
 
 /* ---- the two modes (echo.c, http.c) --------------------------------------- */
 
@@ -149,6 +159,16 @@ void echo_drive(sconn *s);
 /* HTTP mode: flushes the response in progress, then parses and answers the
  * buffered requests, reading more as needed. */
 void http_drive(sconn *s);
+/* The request head did not complete within --header-timeout: 408, close. */
+void http_request_timeout(sconn *s);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Fills the pattern streamed as the body of /bytes/N. Call once, before
  * any connection. */

@@ -1,0 +1,167 @@
+/*
+ * test_overload: hostile and idle clients (issue 9): 5,000 connections that
+ * stall mid-ClientHello do not stop service to others and are all reaped
+ * by the handshake timeout; established connections idle past the idle
+ * timeout are closed and counted, busy ones are not.
+ */
+#include "net_support.h"
+#include "tls_client.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STALLED 5000
+
+/* Room for the stalled clients' descriptors (and the server's table,
+ * sized from the same limit when the runtime is created). */
+static bool raise_nofile(rlim_t want)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+        return false;
+    if (r.rlim_cur >= want)
+        return true;
+    if (r.rlim_max < want)
+        return false;
+    r.rlim_cur = want;
+    return setrlimit(RLIMIT_NOFILE, &r) == 0;
+}
+
+/* Every fd has seen the end of its stream or a reset: the server closed it. */
+static int count_closed(const int *fds, int n, int timeout_ms)
+{
+    struct pollfd *p = calloc((size_t)n, sizeof(*p));
+    cr_assert_not_null(p);
+    bool *done = calloc((size_t)n, sizeof(*done));
+    cr_assert_not_null(done);
+    int closed = 0;
+    int64_t end = sup_now_ms() + timeout_ms;
+    while (closed < n && sup_now_ms() < end) {
+        int m = 0;
+        int idx[STALLED];
+        for (int i = 0; i < n; i++)
+            if (!done[i]) {
+                p[m] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+                idx[m++] = i;
+            }
+        int r = poll(p, (nfds_t)m, 200);
+        if (r <= 0)
+            continue;
+        for (int k = 0; k < m; k++) {
+            if (!p[k].revents)
+                continue;
+            char b[64];
+            ssize_t got = recv(fds[idx[k]], b, sizeof(b), MSG_DONTWAIT);
+            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                done[idx[k]] = true;
+                closed++;
+            }
+            /* got > 0: an alert before the close; the close comes next. */
+        }
+    }
+    free(p);
+    free(done);
+    return closed;
+}
+
+Test(overload, stalled_client_hellos_are_reaped_and_others_served, .timeout = 120)
+{
+    if (!raise_nofile(3 * STALLED))
+        cr_skip_test("RLIMIT_NOFILE hard limit below %d", 3 * STALLED);
+    atoll_runtime *rt = sup_start_n(1);
+    ns_app app;
+    ns_app_init(&app, rt);
+    app.echo = true;
+    app.ctx = ns_server_ctx();
+    cr_assert_not_null(app.ctx, "%s", sup_first_failure());
+    app.opts.handshake_timeout_ms = 1500;
+    ns_server s;
+    cr_assert_eq(ns_bind(&app, &s, 0, "127.0.0.1", 0), 0);
+
+    /* A TLS record header announcing a 512-byte handshake message, and two
+     * bytes of it: the server waits for the rest, which never comes. */
+    static const char partial[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00};
+    static int fds[STALLED];
+    for (int i = 0; i < STALLED; i++) {
+        fds[i] = ns_connect(AF_INET, "127.0.0.1", s.port);
+        cr_assert_geq(fds[i], 0, "stalled client %d: %s", i, strerror(-fds[i]));
+        cr_assert_eq(send(fds[i], partial, sizeof(partial), MSG_NOSIGNAL), (ssize_t)sizeof(partial));
+    }
+    /* Service goes on meanwhile: full handshakes and echoes. */
+    for (int i = 0; i < 20; i++) {
+        tc_options o = tc_loopback(s.port, NS_CERT("trusted_certs.pem"), 10000);
+        tc_conn *c;
+        int rc = tc_connect(&c, &o);
+        cr_assert_eq(rc, 0, "client %d during the stall: %d %s", i, rc, tc_error_string(NULL));
+        cr_assert_eq(tc_echo(c, 1000), 0);
+        tc_close(c);
+    }
+    /* Every stalled one is closed by the server's handshake timeout. */
+    int closed = count_closed(fds, STALLED, 30000);
+    cr_assert_eq(closed, STALLED, "%d of %d stalled connections closed", closed, STALLED);
+    cr_assert(sup_latch_wait(&s.errored, STALLED, SUP_WAIT_MS));
+    cr_assert_eq(atomic_load(&s.errors), STALLED);
+    cr_assert_eq(atomic_load(&s.last_error), ATOLL_E_HANDSHAKE_TIMEOUT);
+    cr_assert_eq(atomic_load(&s.connections), 20);
+    for (int i = 0; i < STALLED; i++)
+        close(fds[i]);
+    atoll_security_context_release(app.ctx);
+    sup_shutdown(rt);
+    tc_thread_cleanup();
+}
+
+typedef struct stats_req {
+    ns_server *s;
+    atoll_server_stats st;
+} stats_req;
+
+static void stats_on(atoll_isolate *self, void *arg)
+{
+    stats_req *r = arg;
+    (void)self;
+    atoll_server_stats_get(r->s->server, &r->st);
+}
+
+/* An idle connection is closed after the timeout (the client reads the end
+ * of the stream) and counted; one that sends every 100 ms with a 1 s
+ * timeout is still open after 1.5 s. */
+Test(overload, idle_connections_are_closed_busy_ones_kept, .timeout = 60)
+{
+    atoll_runtime *rt = sup_start_n(1);
+    ns_app app;
+    ns_app_init(&app, rt);
+    app.echo = true;
+    app.opts.idle_timeout_ms = 1000;
+    ns_server s;
+    cr_assert_eq(ns_bind(&app, &s, 0, "127.0.0.1", 0), 0);
+    int idle = ns_connect(AF_INET, "127.0.0.1", s.port);
+    int busy = ns_connect(AF_INET, "127.0.0.1", s.port);
+    cr_assert_geq(idle, 0);
+    cr_assert_geq(busy, 0);
+    cr_assert_eq(ns_echo_roundtrip(idle, 10), 0);
+    int64_t t0 = sup_now_ms();
+    while (sup_now_ms() - t0 < 1500) {
+        cr_assert_eq(ns_echo_roundtrip(busy, 10), 0, "the busy connection was closed");
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    char b;
+    cr_assert_eq(ns_recv(idle, &b, 1), 0, "the idle connection ends");
+    cr_assert_eq(ns_echo_roundtrip(busy, 10), 0);
+    stats_req r = {.s = &s};
+    cr_assert_eq(sup_run_on(rt, 0, stats_on, &r), 0);
+    cr_assert_eq(r.st.idle_closed, 1);
+    atoll_isolate_stats is;
+    cr_assert_eq(atoll_runtime_isolate_stats(rt, 0, &is), 0);
+    cr_assert_eq(is.net_idle_closed, 1);
+    close(idle);
+    close(busy);
+    sup_shutdown(rt);
+}
