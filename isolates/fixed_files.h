@@ -34,6 +34,15 @@ void atoll__files_free(atoll_fixed_files *f);
 /* Takes a free slot: 0, or ATOLL_E_CONN_CAP when all are in use (then
  * `starved` is set, so the caller can retry when one is returned). */
 int atoll__files_get(atoll_fixed_files *f, uint32_t *slot);
+/* Free slots below which a server stays steered away after reaching the
+ * cap: a sixteenth of the table (1 to 32), so a server at the cap does not
+ * re-steer its group at every connection that closes. */
+static inline uint32_t atoll__files_resume_at(const atoll_fixed_files *f)
+{
+    uint32_t n = f->cap / 16;
+    return n < 1 ? 1 : n > 32 ? 32 : n;
+}
+
 /* Returns a slot whose file the kernel has released (close_direct done, or
  * an accept into it that failed). */
 void atoll__files_put(atoll_fixed_files *f, uint32_t slot);

@@ -119,8 +119,10 @@ struct atoll_server {
     atoll_accept_slot acc[ATOLL_SERVER_ACCEPTS];
     bool owner_dropped; /* closed or failed: the owner's reference is gone */
     bool lookup_pending;
-    bool retired;  /* steered away, draining */
-    bool released; /* member given back to the registry */
+    bool retired;      /* steered away, draining */
+    bool capped;       /* the isolate's connection cap is reached: steered away until slots are back */
+    bool steered_away; /* the registry has it PAUSED (paused or capped) */
+    bool released;     /* member given back to the registry */
     bool closed_reported;
     int port_req;
     atoll_server_options opts;
@@ -286,6 +288,9 @@ void atoll__server_issue(atoll_obj *o);
 /* Closing with live siblings: keep accepting what is queued here, linger,
  * then drain the queue and give the socket back. No client is reset. */
 void atoll__server_retire(struct atoll_server *s);
+/* server.c: tells the registry PAUSED (paused by the application, or at
+ * the connection cap) or ACTIVE, when that changed. 0 or its error. */
+int atoll__server_steer(struct atoll_server *s);
 /* server.c: atoll_server_drain() with an absolute deadline (the runtime's
  * drain gives every server the same one). */
 int atoll__server_drain(struct atoll_server *s, uint64_t deadline_ns);

@@ -380,6 +380,19 @@ int atoll_server_start(atoll_server *s)
     return 0;
 }
 
+int atoll__server_steer(struct atoll_server *s)
+{
+    if (s->state != ATOLL_SRV_STARTED)
+        return 0;
+    bool away = s->paused || s->capped;
+    if (away == s->steered_away)
+        return 0;
+    int ret = atoll__listen_set_state(s->member, away ? ATOLL_MEMBER_PAUSED : ATOLL_MEMBER_ACTIVE);
+    if (ret == 0)
+        s->steered_away = away;
+    return ret;
+}
+
 int atoll_server_pause(atoll_server *s)
 {
     if (!s || !atoll__on_owner_thread(s->iso))
@@ -388,13 +401,13 @@ int atoll_server_pause(atoll_server *s)
         return ATOLL_E_STATE;
     if (s->paused)
         return 0;
-    int ret = atoll__listen_set_state(s->member, ATOLL_MEMBER_PAUSED);
-    if (ret < 0)
-        return ret;
     /* Accept stays armed: it takes only what was queued before the pause,
      * and those connections are handshaked and held until resume. */
     s->paused = true;
-    return 0;
+    int ret = atoll__server_steer(s);
+    if (ret < 0)
+        s->paused = false;
+    return ret;
 }
 
 int atoll_server_resume(atoll_server *s)
@@ -405,10 +418,12 @@ int atoll_server_resume(atoll_server *s)
         return ATOLL_E_STATE;
     if (!s->paused)
         return 0;
-    int ret = atoll__listen_set_state(s->member, ATOLL_MEMBER_ACTIVE);
-    if (ret < 0)
-        return ret;
     s->paused = false;
+    int ret = atoll__server_steer(s); /* still away while at the connection cap */
+    if (ret < 0) {
+        s->paused = true;
+        return ret;
+    }
     atoll_server_deliver_held(s);
     return 0;
 }

@@ -53,8 +53,17 @@ static void atoll_server_arm_accept(struct atoll_server *s)
         atoll_accept_slot *a = &s->acc[i];
         if (a->armed)
             continue;
-        if (atoll__files_get(files, &a->file) < 0)
-            return; /* at the connection cap: re-armed when a slot is returned */
+        if (atoll__files_get(files, &a->file) < 0) {
+            /* At the isolate's connection cap with no accept left armed:
+             * the group's other members take new connections until slots
+             * are back (net turn). */
+            if (!s->capped && s->accepts_armed == 0) {
+                s->capped = true;
+                s->stats->cap_pauses++;
+                (void)atoll__server_steer(s); /* on error it keeps its share, queued */
+            }
+            return;
+        }
         struct io_uring_sqe *sqe;
         if (atoll__obj_reserve(&s->obj, &sqe, 1) < 0) {
             atoll__files_put(files, a->file);
@@ -71,6 +80,10 @@ static void atoll_server_arm_accept(struct atoll_server *s)
 
 void atoll__server_rearm(struct atoll_server *s)
 {
+    if (s->capped && s->iso->net->files.nfree >= atoll__files_resume_at(&s->iso->net->files)) {
+        s->capped = false;
+        (void)atoll__server_steer(s);
+    }
     if (!s->accept_cancel_wanted && atoll_server_wants_accept(s))
         atoll_server_arm_accept(s);
 }

@@ -165,3 +165,57 @@ Test(overload, idle_connections_are_closed_busy_ones_kept, .timeout = 60)
     close(busy);
     sup_shutdown(rt);
 }
+
+/* At its connection cap an isolate's member is steered away, so the
+ * group's others take new connections: four isolates capped at one
+ * connection each serve four held connections (with hash steering alone,
+ * two of them would land on the same isolate 9 times in 10 and wait).
+ * With every isolate capped a fifth waits in a queue without spinning any
+ * loop, and is served once connections close. */
+Test(overload, connection_cap_steers_to_other_isolates, .timeout = 60)
+{
+    atoll_runtime_options o;
+    sup_options(&o, 4);
+    o.conns_per_isolate = 1;
+    atoll_runtime *rt = sup_start(&o);
+    ns_app app;
+    ns_app_init(&app, rt);
+    app.echo = true;
+    ns_server s[4];
+    cr_assert_eq(ns_bind_group(&app, s, 4, "127.0.0.1"), 0); /* started as bound (autostart) */
+    int fds[5];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = ns_connect(AF_INET, "127.0.0.1", s[0].port);
+        cr_assert_geq(fds[i], 0);
+        cr_assert_eq(ns_echo_roundtrip(fds[i], 10), 0, "held connection %d was not served", i);
+    }
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(atomic_load(&s[i].connections), 1, "isolate %d has %ld connections", i,
+                     atomic_load(&s[i].connections));
+    uint64_t turns0 = 0, turns1 = 0;
+    for (uint32_t i = 0; i < 4; i++) {
+        atoll_isolate_stats st;
+        atoll_runtime_isolate_stats(rt, i, &st);
+        turns0 += st.loop_turns;
+    }
+    fds[4] = ns_connect(AF_INET, "127.0.0.1", s[0].port);
+    cr_assert_geq(fds[4], 0);
+    cr_assert_eq(send(fds[4], "0123456789", 10, MSG_NOSIGNAL), 10);
+    struct timespec ts = {0, 500 * 1000000L}; /* a capped loop must stay asleep meanwhile */
+    nanosleep(&ts, NULL);
+    for (uint32_t i = 0; i < 4; i++) {
+        atoll_isolate_stats st;
+        atoll_runtime_isolate_stats(rt, i, &st);
+        turns1 += st.loop_turns;
+    }
+    cr_assert_lt(turns1 - turns0, 200, "%llu loop turns in 0.5 s at the cap", (unsigned long long)(turns1 - turns0));
+    /* It waits in the queue of the member the kernel picked among the
+     * capped ones, so that isolate must get a slot back: all do. */
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    char buf[10];
+    cr_assert_eq(ns_recv(fds[4], buf, 10), 10, "served once slots are free");
+    cr_assert_eq(memcmp(buf, "0123456789", 10), 0);
+    close(fds[4]);
+    sup_shutdown(rt);
+}

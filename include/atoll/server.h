@@ -207,6 +207,8 @@ typedef struct atoll_server_stats {
     uint64_t resumed;          /**< handshakes that resumed a session */
     uint64_t drain_closed;     /**< connections still open at a drain's deadline, closed then */
     uint64_t idle_closed;      /**< connections closed by the idle timeout */
+    uint64_t cap_pauses;       /**< times the isolate's connection cap steered new
+                                    connections away from this server */
 } atoll_server_stats;
 
 /** Reads a server's counters. Thread: the owning isolate. */
