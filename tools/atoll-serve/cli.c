@@ -132,6 +132,10 @@ static const char usage_text[] =
     "  \"Connection: close\" and HTTP/1.0 without \"Connection: keep-alive\" close\n"
     "  after the response. Every response has Content-Length.\n"
     "\n"
+    "Environment: ATOLL_SERVE_DEBUG (any value) logs on stderr every failed\n"
+    "handshake and every connection that ended with an error, with the peer and\n"
+    "the reason, one line each.\n"
+    "\n"
     "Exit status: 0 after a signal or --duration; 1 runtime errors (certificate or\n"
     "key files, io_uring, bind); 2 bad command line.\n";
 

@@ -51,8 +51,12 @@ void sc_close(sconn *s)
 static void sc_on_closed(atoll_conn *c, int status, void *user)
 {
     sconn *s = user;
-    (void)c;
-    (void)status;
+    if (debug_log && status != 0) {
+        uint16_t port = 0;
+        const atoll_address *peer = atoll_conn_remote_address(c, &port);
+        fprintf(stderr, PROG ": isolate %" PRIu32 ": connection with %s port %u ended: %s: %s\n", s->is->id,
+                peer ? peer->text : "?", (unsigned)port, atoll_error_name(status), atoll_strerror(status));
+    }
     sc_unlink(s);
     block_put(s->is, s->buf);
     free(s);
