@@ -1,12 +1,12 @@
 # Thin wrapper over scripts/ and CMake presets. The two commands of the README:
 #   make run    install what is missing, build, run the main job
 #   make test   install what is missing, build, pass the whole suite
-# Other targets: deps, build, demo, compare, test-release, test-asan, test-tsan, bench, format, clean.
+# Other targets: deps, build, demo, compare, test-release, test-asan, test-tsan, fuzz, icount, bench, format, clean.
 
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DATOLL_WERROR=ON
 
-.PHONY: all deps build run demo test test-release test-asan test-tsan bench compare format clean
+.PHONY: all deps build run demo test test-release test-asan test-tsan fuzz icount bench compare format clean
 
 all: build
 
@@ -38,8 +38,9 @@ compare: build
 
 # Default configuration (optimized wolfSSL when it was built), ASan+UBSan
 # (system wolfSSL: both wolfSSL configurations pass the suite), and
-# ThreadSanitizer over the cross-isolate suites.
-test: deps test-release test-asan test-tsan
+# ThreadSanitizer over the cross-isolate suites, then the fuzz targets
+# (regressions, 60 s each: make fuzz below).
+test: deps test-release test-asan test-tsan fuzz
 
 test-release:
 	cmake --preset release $(CMAKE_FLAGS)
@@ -57,6 +58,21 @@ test-tsan:
 	cmake --preset tsan $(CMAKE_FLAGS)
 	cmake --build --preset tsan -j $(JOBS)
 	ctest --preset tsan
+
+# libFuzzer (docs/fuzzing.md): builds tests/fuzz/ with clang, ASan and UBSan
+# into build/fuzz, replays the regressions, then fuzzes each target for
+# FUZZ_SECONDS on a copy of its seed corpus; any crash, leak, UBSan report
+# or hang fails. scripts/fuzz.sh runs them longer.
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash scripts/deps.sh --no-wolfssl
+	bash scripts/fuzz.sh --seconds $(FUZZ_SECONDS) --jobs $(JOBS)
+
+# Instruction counts (callgrind) per TLS handshake and per keep-alive request
+# against scripts/load/icount-baseline.json (docs/performance.md); 20 to 45 s.
+# Re-record: scripts/icount.sh --record.
+icount: build
+	scripts/icount.sh --check --bin build/release/tools
 
 bench: build
 	./build/release/tools/atoll-bench-ports

@@ -31,6 +31,10 @@ packages=(
 	autoconf         # wolfSSL's Debian source ships no ./configure,
 	automake         # so autogen.sh needs the autotools ...
 	libtool          # ... and libtoolize
+	clang            # libFuzzer targets (make fuzz, tests/fuzz/) ...
+	libclang-rt-14-dev # ... whose runtime (libclang_rt.fuzzer) is only Recommended by clang
+	llvm             # llvm-symbolizer: readable stacks in fuzzer reports
+	valgrind         # callgrind: the instruction-count guard (scripts/icount.sh)
 )
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
