@@ -9,12 +9,17 @@
 # every connection's WOLFSSL object. We rebuild it from Debian's *source*
 # package of exactly the installed libwolfssl-dev version, so every Debian
 # security patch is included, with Debian's compiler flags, atoll's feature
-# list (below) and the asm options, into a private prefix inside the repo:
+# list (below), one small patch of atoll's own (below: the peer certificate
+# out of the WOLFSSL object) and the asm options, into a private prefix
+# inside the repo:
 #
 #   <repo>/.deps/wolfssl-<debian-version>-atoll   (build log: <prefix>.log)
 #
-# Idempotent: when <prefix>/.built and <prefix>/lib/libwolfssl.so exist it
-# reuses them and exits at once. The system apt configuration is never
+# Idempotent: when <prefix>/.built and <prefix>/lib/libwolfssl.so exist and
+# the stamp records this script's configuration (feature flags, asm flags,
+# patch), it reuses them and exits at once; a prefix built with another
+# configuration is rebuilt in place (then rebuild the build trees too:
+# struct layouts follow options.h). The system apt configuration is never
 # modified: sources are fetched with a private, temporary apt configuration.
 set -euo pipefail
 
@@ -41,19 +46,294 @@ status=$(dpkg-query -W -f='${Status}' libwolfssl-dev 2>/dev/null || true)
 version=$(dpkg-query -W -f='${Version}' libwolfssl-dev)
 [[ -n $version ]] || die "cannot determine the libwolfssl-dev version"
 
+# --- configure flags ---------------------------------------------------------
+# Not Debian's --enable-distro (everything on): the features atoll calls, each
+# for a reason. tests/ exercise every one of them against this build (the
+# release preset) and against Debian's full build (the sanitizer presets).
+# Memory per idle TLS connection is what most of these choices are about
+# (docs/performance.md): every WOLFSSL object, key schedule and session a
+# connection holds is sized by them.
+atoll_flags=(
+	--enable-shared --disable-static
+	--enable-tls13 --disable-oldtls         # TLS 1.2 and 1.3 only
+	# X509/ASN1_TIME/X509_NAME stack calls, get1_session, SESSION_dup. Not
+	# --enable-opensslall: OPENSSL_ALL grows every WOLFSSL object (6,352 ->
+	# 5,808 bytes with WOLFSSL_NGINX below; WOLFSSL_CIPHER's description
+	# strings, tls-unique copies, ...) and every session (512 -> 480: the
+	# ticket's session ID), and adds OCSP and either-side methods atoll does
+	# not use. What atoll needed from it comes from atoll_cppflags below.
+	--enable-opensslextra
+	--enable-alpn --enable-sni --enable-supportedcurves
+	--enable-session-ticket                 # server tickets (atoll's key callback), client resumption
+	--enable-curve25519 --enable-ed25519 --enable-chacha --enable-poly1305
+	# AES-GCM without GHASH tables: the default ("4bit") puts a 512-byte table
+	# in every Aes object, two per connection. With AES-NI the table is never
+	# used (wc_AesGcmSetKey returns before computing it; the asm GHASH needs
+	# only H); only the software path without AES-NI would use it, and there
+	# "word" (64-bit multiply) serves, while atoll puts ChaCha20 first on such
+	# CPUs anyway (atoll__tls_aes_fast).
+	--enable-aesgcm=word
+	--enable-certgen --enable-certext --enable-certreq --enable-keygen # atoll-serve's ephemeral certificate
+	--enable-pwdbased                       # encrypted private keys (PKCS#8 and traditional PEM)
+	--enable-reproducible-build
+)
+atoll_cppflags=(
+	# Subject alternative names in generated certificates (atoll-serve): no
+	# configure switch of its own in this version.
+	-DWOLFSSL_ALT_NAMES
+	# The two parts of the compatibility layer atoll used --enable-opensslall
+	# for, both gated on OPENSSL_ALL || WOLFSSL_NGINX (among others) in this
+	# version, and both under test: the server's ALPN select callback
+	# (wolfSSL_CTX_set_alpn_select_cb is not even built with OPENSSL_EXTRA
+	# alone) and the client authority names in TLS 1.2's CertificateRequest
+	# (wolfSSL_CTX_set_client_CA_list: HAPROXY, which would also give the
+	# callback, neither sends nor parses them). WOLFSSL_NGINX costs 344 bytes
+	# in each WOLFSSL_X509_NAME (a raw DER copy), two per WOLFSSL_X509: with
+	# the patch below only in a peer certificate that is really kept.
+	-DWOLFSSL_NGINX
+	# Kept from --enable-opensslall so nothing atoll sees changes: OpenSSL's
+	# return codes and every certificate name field (subject/issuer strings).
+	-DWOLFSSL_ERROR_CODE_OPENSSL -DWOLFSSL_CERT_NAME_ALL
+)
+
+# The asm paths pick AVX2/BMI2/ADX at run time via cpuid, so the library still
+# runs on any x86-64 CPU (no -march=native needed).
+extra_flags=(
+	--enable-intelasm --enable-aesni --enable-sp --enable-sp-asm
+	--disable-examples --disable-crypttests
+	--disable-dependency-tracking
+)
+
+# --- atoll's patch -------------------------------------------------------------
+# With the compatibility layer (OPENSSL_EXTRA forces KEEP_PEER_CERT) every
+# WOLFSSL object embeds a whole WOLFSSL_X509 for the peer's certificate,
+# 4,312 of its 5,808 bytes, in every connection, whether or not the peer ever
+# sends a certificate (a server without client authentication: never). The
+# patch makes it a pointer, allocated when a peer certificate is processed
+# (GetPeerCertX509) and freed with the object (FreePeerCertX509); every use
+# of the member is converted (the compiler flags a missed one: the member's
+# type changed) and wolfSSL_get_peer_certificate returns NULL when none
+# arrived, as before. WOLFSSL: 5,808 -> 1,504 bytes.
+atoll_patch() {
+	cat <<'PATCH'
+--- a/src/internal.c
++++ b/src/internal.c
+@@ -4278,6 +4278,33 @@
+     #endif
+ }
+ 
++#ifdef KEEP_PEER_CERT
++/* The peer certificate lives on the heap, allocated when a peer certificate
++ * is processed, not inline in every WOLFSSL object (4.3 KB with the
++ * compatibility layer). Returns NULL when out of memory. */
++WOLFSSL_X509* GetPeerCertX509(WOLFSSL* ssl)
++{
++    if (ssl->peerCert == NULL) {
++        WOLFSSL_X509* x509 = (WOLFSSL_X509*)XMALLOC(sizeof(WOLFSSL_X509),
++                                                 ssl->heap, DYNAMIC_TYPE_X509);
++        if (x509 == NULL)
++            return NULL;
++        InitX509(x509, 0, ssl->heap);
++        ssl->peerCert = x509;
++    }
++    return ssl->peerCert;
++}
++
++void FreePeerCertX509(WOLFSSL* ssl)
++{
++    if (ssl->peerCert != NULL) {
++        FreeX509(ssl->peerCert);
++        XFREE(ssl->peerCert, ssl->heap, DYNAMIC_TYPE_X509);
++        ssl->peerCert = NULL;
++    }
++}
++#endif /* KEEP_PEER_CERT */
++
+ 
+ #if !defined(NO_WOLFSSL_SERVER) || !defined(NO_WOLFSSL_CLIENT)
+ #if !defined(WOLFSSL_NO_TLS12)
+@@ -6714,7 +6741,7 @@
+     ssl->buffers.outputBuffer.bufferSize  = STATIC_BUFFER_LEN;
+ 
+ #ifdef KEEP_PEER_CERT
+-    InitX509(&ssl->peerCert, 0, ssl->heap);
++    ssl->peerCert = NULL; /* GetPeerCertX509() allocates it when needed */
+ #endif
+ 
+     ssl->rfd = -1;   /* set to invalid descriptor */
+@@ -7695,7 +7722,7 @@
+         wolfSSL_X509_STORE_free(ssl->x509_store_pt);
+ #endif
+ #ifdef KEEP_PEER_CERT
+-    FreeX509(&ssl->peerCert);
++    FreePeerCertX509(ssl);
+ #endif
+ 
+     if (ssl->session != NULL)
+@@ -12453,8 +12480,8 @@
+     #endif /* defined(OPENSSL_EXTRA) || defined(HAVE_WEBSERVER)*/
+     #if defined(OPENSSL_EXTRA) || defined(OPENSSL_EXTRA_X509_SMALL)
+         #ifdef KEEP_PEER_CERT
+-            if (args->certIdx == 0) {
+-                store->current_cert = &ssl->peerCert; /* use existing X509 */
++            if (args->certIdx == 0 && GetPeerCertX509(ssl) != NULL) {
++                store->current_cert = ssl->peerCert; /* use existing X509 */
+             }
+             else
+         #endif
+@@ -13918,8 +13945,10 @@
+ 
+                     #ifdef WOLFSSL_POST_HANDSHAKE_AUTH
+                         if (ssl->options.handShakeDone) {
+-                            FreeX509(&ssl->peerCert);
+-                            InitX509(&ssl->peerCert, 0, ssl->heap);
++                            if (ssl->peerCert != NULL) {
++                                FreeX509(ssl->peerCert);
++                                InitX509(ssl->peerCert, 0, ssl->heap);
++                            }
+                         }
+                         else
+                     #endif
+@@ -13927,8 +13956,10 @@
+                         if (ssl->secure_renegotiation &&
+                                            ssl->secure_renegotiation->enabled) {
+                             /* free old peer cert */
+-                            FreeX509(&ssl->peerCert);
+-                            InitX509(&ssl->peerCert, 0, ssl->heap);
++                            if (ssl->peerCert != NULL) {
++                                FreeX509(ssl->peerCert);
++                                InitX509(ssl->peerCert, 0, ssl->heap);
++                            }
+                         }
+                         else
+                     #endif
+@@ -13936,7 +13967,11 @@
+                         }
+ 
+                     /* set X509 format for peer cert */
+-                    copyRet = CopyDecodedToX509(&ssl->peerCert, args->dCert);
++                    if (GetPeerCertX509(ssl) == NULL)
++                        copyRet = MEMORY_E;
++                    else
++                        copyRet = CopyDecodedToX509(ssl->peerCert,
++                                                    args->dCert);
+                     if (copyRet == MEMORY_E) {
+                         args->fatal = 1;
+                     }
+--- a/src/ssl.c
++++ b/src/ssl.c
+@@ -16857,7 +16857,7 @@
+          * wolfSSL_get_peer_certificate so that we don't have to worry about
+          * setting up the internal pointer. */
+         wolfSSL_X509_free(peerCert);
+-        peerCert = (WOLFSSL_X509*)&ssl->peerCert;
++        peerCert = ssl->peerCert;
+         chain = wolfSSL_get_peer_cert_chain(ssl);
+         if (chain == NULL) {
+             WOLFSSL_MSG("wolfSSL_get_peer_cert_chain error");
+@@ -19213,8 +19213,7 @@
+             return WOLFSSL_FAILURE;
+ 
+ #ifdef KEEP_PEER_CERT
+-        FreeX509(&ssl->peerCert);
+-        InitX509(&ssl->peerCert, 0, ssl->heap);
++        FreePeerCertX509(ssl);
+ #endif
+ 
+ #ifdef WOLFSSL_QUIC
+@@ -19578,13 +19577,14 @@
+         WOLFSSL_X509* ret = NULL;
+         WOLFSSL_ENTER("SSL_get_peer_certificate");
+         if (ssl != NULL) {
+-            if (ssl->peerCert.issuer.sz)
+-                ret = wolfSSL_X509_dup(&ssl->peerCert);
++            if (ssl->peerCert != NULL && ssl->peerCert->issuer.sz)
++                ret = wolfSSL_X509_dup(ssl->peerCert);
+ #ifdef SESSION_CERTS
+-            else if (ssl->session->chain.count > 0) {
+-                if (DecodeToX509(&ssl->peerCert, ssl->session->chain.certs[0].buffer,
++            else if (ssl->session->chain.count > 0 &&
++                     GetPeerCertX509(ssl) != NULL) {
++                if (DecodeToX509(ssl->peerCert, ssl->session->chain.certs[0].buffer,
+                         ssl->session->chain.certs[0].length) == 0) {
+-                    ret = wolfSSL_X509_dup(&ssl->peerCert);
++                    ret = wolfSSL_X509_dup(ssl->peerCert);
+                 }
+             }
+ #endif
+@@ -26489,7 +26489,7 @@
+         XFILE          file;
+         long           sz        = 0;
+         WOLFSSL_CTX*   ctx       = ssl->ctx;
+-        WOLFSSL_X509*  peer_cert = &ssl->peerCert;
++        WOLFSSL_X509*  peer_cert = ssl->peerCert;
+         DerBuffer*     fileDer = NULL;
+ 
+         file = XFOPEN(fname, "rb");
+@@ -26521,6 +26521,7 @@
+             (PemToDer(myBuffer, (long)sz, CERT_TYPE,
+                       &fileDer, ctx->heap, NULL, NULL) == 0) &&
+             (fileDer->length != 0) &&
++            (peer_cert != NULL) && (peer_cert->derCert != NULL) &&
+             (fileDer->length == peer_cert->derCert->length) &&
+             (XMEMCMP(peer_cert->derCert->buffer, fileDer->buffer,
+                                                 fileDer->length) == 0))
+--- a/wolfssl/internal.h
++++ b/wolfssl/internal.h
+@@ -5115,7 +5115,7 @@
+ #ifdef KEEP_PEER_CERT
+     /* TODO put this on the heap so we can properly use the
+      * reference counter and not have to duplicate it. */
+-    WOLFSSL_X509     peerCert;           /* X509 peer cert */
++    WOLFSSL_X509*    peerCert;           /* X509 peer cert, on the heap */
+ #endif
+ #ifdef KEEP_OUR_CERT
+     WOLFSSL_X509*    ourCert;            /* keep alive a X509 struct of cert.
+@@ -5728,6 +5728,10 @@
+     WOLFSSL_LOCAL void InitX509(WOLFSSL_X509* x509, int dynamicFlag,
+                                 void* heap);
+     WOLFSSL_LOCAL void FreeX509(WOLFSSL_X509* x509);
++#ifdef KEEP_PEER_CERT
++    WOLFSSL_LOCAL WOLFSSL_X509* GetPeerCertX509(WOLFSSL* ssl);
++    WOLFSSL_LOCAL void FreePeerCertX509(WOLFSSL* ssl);
++#endif
+     WOLFSSL_LOCAL int  CopyDecodedToX509(WOLFSSL_X509* x509,
+                                          DecodedCert* dCert);
+ #endif
+PATCH
+}
+
+# The configuration a prefix was built with, recorded in its stamp: a prefix
+# with another one (older flags or patch) is rebuilt, never taken silently.
+# Debian's own compiler flags follow the version, already part of the path.
+config_id=$(
+	{
+		printf '%s\n' "version=$version" "arch=$arch"
+		printf '%s\n' "${atoll_flags[@]}" -- "${atoll_cppflags[@]}" -- "${extra_flags[@]}" --
+		atoll_patch
+	} | sha256sum | cut -d' ' -f1
+)
+
 # An epoch ("1:...") would put a ':' into the path, which breaks rpath and
 # PKG_CONFIG_PATH lists; wolfssl has no epoch today, but be safe.
 # "-atoll" names the feature set: a prefix built with other flags (an older
-# checkout's distro build) is never taken for this one.
+# checkout's distro build) is never taken for this one; the stamp's config=
+# line (config_id above) tells apart the configurations of this script.
 prefix="$repo/.deps/wolfssl-${version//:/_}-atoll"
 logfile="$prefix.log"
 stamp="$prefix/.built"
 
-is_built() { [[ -f $stamp && -e $prefix/lib/libwolfssl.so ]]; }
+is_built() {
+	[[ -f $stamp && -e $prefix/lib/libwolfssl.so ]] &&
+		grep -qxF "config=$config_id" "$stamp"
+}
 
 if is_built; then
 	log "optimized build present at $prefix"
 	exit 0
+fi
+if [[ -f $stamp ]]; then
+	log "$prefix was built with another configuration; rebuilding it (rebuild the build trees afterwards)"
 fi
 
 # Serialize concurrent invocations (e.g. two build trees configuring at once)
@@ -72,7 +352,7 @@ fi
 # Fail early with a useful message rather than half-way through the build.
 need=()
 for tool in apt-get apt-config dpkg-source dpkg-buildflags gcc make \
-	autoreconf automake libtoolize flock; do
+	autoreconf automake libtoolize flock patch sha256sum; do
 	command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 ((${#need[@]} == 0)) ||
@@ -181,25 +461,9 @@ dsc=("$tmp"/src/wolfssl_*.dsc)
 # fixes). apt has already verified the files against the signed Release file.
 run dpkg-source -x "${dsc[0]}" "$tmp/wolfssl"
 cd "$tmp/wolfssl"
-
-# --- configure flags ---------------------------------------------------------
-# Not Debian's --enable-distro (everything on): the features atoll calls, each
-# for a reason. tests/ exercise every one of them against this build (the
-# release preset) and against Debian's full build (the sanitizer presets).
-atoll_flags=(
-	--enable-shared --disable-static
-	--enable-tls13 --disable-oldtls         # TLS 1.2 and 1.3 only
-	--enable-opensslextra --enable-opensslall # X509/ASN1_TIME/stack calls, get1_session, alpn_select_cb
-	--enable-alpn --enable-sni --enable-supportedcurves
-	--enable-session-ticket                 # server tickets (atoll's key callback), client resumption
-	--enable-curve25519 --enable-ed25519 --enable-chacha --enable-poly1305 --enable-aesgcm
-	--enable-certgen --enable-certext --enable-certreq --enable-keygen # atoll-serve's ephemeral certificate
-	--enable-pwdbased                       # encrypted private keys (PKCS#8 and traditional PEM)
-	--enable-reproducible-build
-)
-# Subject alternative names in generated certificates (atoll-serve): no
-# configure switch of its own in this version.
-atoll_cppflags=-DWOLFSSL_ALT_NAMES
+log "applying atoll's patch (peer certificate on the heap)"
+atoll_patch >"$tmp/atoll.patch"
+run patch -p1 --forward --no-backup-if-mismatch -i "$tmp/atoll.patch"
 
 # Debian also builds with dpkg-buildflags (hardening=+all per debian/rules);
 # use the same compiler flags so only the asm options differ.
@@ -208,14 +472,6 @@ buildflag() { DEB_BUILD_MAINT_OPTIONS=$maint_opts dpkg-buildflags --get "$1"; }
 cflags=$(buildflag CFLAGS)
 cppflags=$(buildflag CPPFLAGS)
 ldflags=$(buildflag LDFLAGS)
-
-# The asm paths pick AVX2/BMI2/ADX at run time via cpuid, so the library still
-# runs on any x86-64 CPU (no -march=native needed).
-extra_flags=(
-	--enable-intelasm --enable-aesni --enable-sp --enable-sp-asm
-	--disable-examples --disable-crypttests
-	--disable-dependency-tracking
-)
 
 if [[ ! -x configure ]]; then
 	# Debian's source ships no generated configure (dh_autoreconf makes it).
@@ -226,7 +482,7 @@ fi
 log "configuring: ${atoll_flags[*]} ${extra_flags[*]}"
 run ./configure --prefix="$prefix" --libdir="$prefix/lib" \
 	"${atoll_flags[@]}" "${extra_flags[@]}" \
-	CFLAGS="$cflags" CPPFLAGS="$cppflags $atoll_cppflags" LDFLAGS="$ldflags"
+	CFLAGS="$cflags" CPPFLAGS="$cppflags ${atoll_cppflags[*]}" LDFLAGS="$ldflags"
 # autoconf only warns about options it does not know; surface that.
 unrecognized=$(grep -m 1 'unrecognized options' "$logfile" || true)
 if [[ -n $unrecognized ]]; then
@@ -258,18 +514,25 @@ asm_defines=$(grep -oE '^#define (WOLFSSL_AESNI|USE_INTEL_SPEEDUP|WOLFSSL_SP_X86
 ! grep -qE '^#define (SESSION_CERTS|WOLFSSL_ALT_CERT_CHAINS)\b' "$prefix/include/wolfssl/options.h" ||
 	die "options.h defines SESSION_CERTS or WOLFSSL_ALT_CERT_CHAINS; the feature list did not take effect"
 
+# The server's ALPN callback and client authority names need WOLFSSL_NGINX
+# (or OPENSSL_ALL) in options.h, which atoll's sources include too.
+grep -qE '^#define (WOLFSSL_NGINX|OPENSSL_ALL)\b' "$prefix/include/wolfssl/options.h" ||
+	die "options.h defines neither WOLFSSL_NGINX nor OPENSSL_ALL; ALPN selection and client authority names would not work"
+
 built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 {
 	echo "version=$version"
 	echo "arch=$arch"
 	echo "atoll_flags=${atoll_flags[*]}"
-	echo "atoll_cppflags=$atoll_cppflags"
+	echo "atoll_cppflags=${atoll_cppflags[*]}"
+	echo "atoll_patch_sha256=$(atoll_patch | sha256sum | cut -d' ' -f1)"
 	echo "extra_flags=${extra_flags[*]}"
 	echo "cflags=$cflags"
 	echo "cppflags=$cppflags"
 	echo "ldflags=$ldflags"
 	echo "asm_defines=${asm_defines% }"
 	echo "built=$built_at"
+	echo "config=$config_id"
 } >"$stamp.tmp"
 mv -- "$stamp.tmp" "$stamp"
 
