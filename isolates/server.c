@@ -428,18 +428,27 @@ int atoll_server_resume(atoll_server *s)
     return 0;
 }
 
+/* Close and drain begin alike: CLOSING, and what a pause held is delivered.
+ * False when the bind had not resolved yet (the lookup's return finishes). */
+static bool atoll_server_begin_close(struct atoll_server *s)
+{
+    atoll_server_state was = s->state;
+    s->state = ATOLL_SRV_CLOSING;
+    if (was == ATOLL_SRV_RESOLVING)
+        return false;
+    s->paused = false;
+    atoll_server_deliver_held(s);
+    return true;
+}
+
 int atoll_server_close(atoll_server *s)
 {
     if (!s || !atoll__on_owner_thread(s->iso))
         return s ? ATOLL_E_WRONG_THREAD : -EINVAL;
     if (s->state == ATOLL_SRV_CLOSING || s->state == ATOLL_SRV_FAILED)
         return 0;
-    atoll_server_state was = s->state;
-    s->state = ATOLL_SRV_CLOSING;
-    if (was == ATOLL_SRV_RESOLVING)
-        return 0; /* finished when the lookup returns */
-    s->paused = false;
-    atoll_server_deliver_held(s);
+    if (!atoll_server_begin_close(s))
+        return 0;
     if (atoll__listen_live_siblings(s->member) > 0) {
         /* Others serve the tuple: steer away now, keep accepting what is
          * already queued here (and what completes its handshake into our
@@ -466,12 +475,8 @@ int atoll__server_drain(struct atoll_server *s, uint64_t deadline_ns)
     for (struct atoll_conn *c = s->iso->net->conns; c; c = c->next)
         if (c->stats == s->stats)
             atoll__conn_drain(c, deadline_ns);
-    atoll_server_state was = s->state;
-    s->state = ATOLL_SRV_CLOSING;
-    if (was == ATOLL_SRV_RESOLVING)
-        return 0; /* finished when the lookup returns */
-    s->paused = false;
-    atoll_server_deliver_held(s);
+    if (!atoll_server_begin_close(s))
+        return 0;
     /* Unlike close, also as the group's last live member: the registry
      * then has every member drop new SYNs, and this one keeps accepting
      * what is queued or completing until it goes quiet (the linger), so

@@ -237,23 +237,31 @@ int atoll_runtime_start(atoll_runtime *rt)
     return ret;
 }
 
+/* Under rt->lock: an isolate created while the runtime runs (spawn, live
+ * scaling), its ring waited for when `wait`. */
+static int atoll_isolate_add(atoll_runtime *rt, bool pool, atoll_entry_fn entry, void *arg, bool wait,
+                             struct atoll_isolate **out)
+{
+    *out = NULL;
+    if (rt->state == ATOLL_RT_CREATED)
+        return ATOLL_E_STATE;
+    if (rt->state != ATOLL_RT_STARTED)
+        return ATOLL_E_STOPPED;
+    int ret = atoll_isolate_create(rt, pool, entry, arg, out);
+    if (ret == 0 && wait)
+        ret = atoll_wait_ready(rt, *out);
+    return ret;
+}
+
 int atoll_runtime_spawn(atoll_runtime *rt, atoll_entry_fn entry, void *arg, uint32_t *id_out)
 {
     if (!rt || !entry)
         return -EINVAL;
     pthread_mutex_lock(&rt->lock);
-    int ret = 0;
-    if (rt->state == ATOLL_RT_CREATED)
-        ret = ATOLL_E_STATE;
-    else if (rt->state != ATOLL_RT_STARTED)
-        ret = ATOLL_E_STOPPED;
-    struct atoll_isolate *iso = NULL;
-    if (ret == 0)
-        ret = atoll_isolate_create(rt, false, entry, arg, &iso);
+    struct atoll_isolate *iso;
     /* A host thread waits for the ring so it gets setup errors directly; an
      * isolate does not block its loop: it learns them from the exit status. */
-    if (ret == 0 && !atoll_on_runtime_thread(rt))
-        ret = atoll_wait_ready(rt, iso);
+    int ret = atoll_isolate_add(rt, false, entry, arg, !atoll_on_runtime_thread(rt), &iso);
     if (iso && id_out)
         *id_out = iso->id;
     pthread_mutex_unlock(&rt->lock);
@@ -278,16 +286,8 @@ int atoll_runtime_add_isolate(atoll_runtime *rt, uint32_t *id_out)
         return ATOLL_E_DEADLOCK;
     pthread_mutex_lock(&rt->scale_mu);
     pthread_mutex_lock(&rt->lock);
-    int ret = 0;
-    if (rt->state == ATOLL_RT_CREATED)
-        ret = ATOLL_E_STATE;
-    else if (rt->state != ATOLL_RT_STARTED)
-        ret = ATOLL_E_STOPPED;
-    struct atoll_isolate *iso = NULL;
-    if (ret == 0)
-        ret = atoll_isolate_create(rt, true, rt->opts.entry, rt->opts.entry_arg, &iso);
-    if (ret == 0)
-        ret = atoll_wait_ready(rt, iso);
+    struct atoll_isolate *iso;
+    int ret = atoll_isolate_add(rt, true, rt->opts.entry, rt->opts.entry_arg, true, &iso);
     pthread_mutex_unlock(&rt->lock);
     /* It serves every runtime-wide listener like the pool isolates. */
     for (struct atoll_listener *l = rt->listeners; ret == 0 && l; l = atoll__listener_next(l))
