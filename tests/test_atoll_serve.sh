@@ -75,7 +75,14 @@ start_server() {
             SPID=$(pgrep -P "$TPID" 2>/dev/null | head -1)
         fi
         if grep -q '^listening on ' "$out" 2>/dev/null; then
-            return 0
+            # The server printed, so it exists: find it if the first
+            # look came before timeout had started it.
+            for i in $(seq 1 50); do
+                [ -n "$SPID" ] && return 0
+                SPID=$(pgrep -P "$TPID" 2>/dev/null | head -1)
+                sleep 0.1
+            done
+            return 1
         fi
         if ! kill -0 "$TPID" 2>/dev/null; then
             return 1
@@ -327,7 +334,7 @@ fi
 # 5. Bad command lines: exit 2, a message and the usage on stderr.
 for args in "--no-such-flag" "--port 65536" "--port x" "--isolates 0" "--mode ftp" "--cert only.pem" \
     "--request-client-cert --require-client-cert" "--alpn a,,b" "--duration 0" "--backlog" "--steering rr" "--admin x" "--admin 127.0.0.1:70000" "--admin ::1:80" \
-    "--drain-timeout -1"; do
+    "--drain-timeout -1" "--alpn h2,http/1.1" "--alpn http/1.1,spdy/3"; do
     # shellcheck disable=SC2086
     timeout 10 "$BIN" $args >"$WORK/bad.out" 2>"$WORK/bad.err"
     RC=$?
@@ -343,7 +350,7 @@ done
 for args in "--plain --cert c.pem --key k.pem" "--plain --key k.pem" "--plain --key-password pw" \
     "--plain --write-cert $WORK/plain-cert.pem" "--plain --alpn h2" "--plain --alpn=" "--plain --request-client-cert" \
     "--plain --require-client-cert" "--plain --client-ca ca.pem" "--plain --handshake-timeout 5000" \
-    "--plain --no-resumption" "--no-resumption --plain"; do
+    "--plain --no-resumption" "--no-resumption --plain" "--plain --alpn-strict"; do
     # shellcheck disable=SC2086
     timeout 10 "$BIN" $args >"$WORK/bad.out" 2>"$WORK/bad.err"
     RC=$?
@@ -399,7 +406,89 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# 7. Slow and idle clients (cleartext, so a raw socket can play them): a
+# 7. HTTP/1.1 details (RFC 9112/9110), cleartext so raw requests are easy:
+# Host required once in HTTP/1.1, absolute-form accepted, NUL in a field
+# value refused, Date on every response.
+OUT=$WORK/out8
+if start_server "$OUT" --plain --isolates 1; then
+    P8=$(sed -nE 's/^listening on .*:([0-9]+) isolates=[0-9]+$/\1/p' "$OUT")
+    first_line() {
+        python3 - "$P8" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+data = b""
+while b"\r\n\r\n" not in data:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+head = data.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+print(head[0] + ("|date" if any(h.lower().startswith("date: ") for h in head) else "|nodate"))
+PY
+    }
+    check "HTTP/1.1 without Host -> 400" [ "$(first_line 'GET / HTTP/1.1\r\n\r\n')" = "HTTP/1.1 400 Bad Request|date" ]
+    check "two Host fields -> 400" \
+        [ "$(first_line 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n')" = "HTTP/1.1 400 Bad Request|date" ]
+    check "HTTP/1.0 without Host -> 200" [ "$(first_line 'GET / HTTP/1.0\r\n\r\n')" = "HTTP/1.1 200 OK|date" ]
+    check "absolute-form target -> 200" \
+        [ "$(first_line 'GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n')" = "HTTP/1.1 200 OK|date" ]
+    check "absolute-form /bytes/3 -> 200" \
+        [ "$(first_line 'GET https://x:1/bytes/3 HTTP/1.1\r\nHost: x\r\n\r\n')" = "HTTP/1.1 200 OK|date" ]
+    check "NUL in a field value -> 400" \
+        [ "$(first_line 'GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x00c\r\n\r\n')" = "HTTP/1.1 400 Bad Request|date" ]
+    check "Date on a 200" [ "$(first_line 'GET / HTTP/1.1\r\nHost: a\r\n\r\n')" = "HTTP/1.1 200 OK|date" ]
+    kill -TERM "$SPID"
+    wait_server
+else
+    fail "server for the HTTP checks starts: $(cat "$OUT.err")"
+fi
+
+# 8. --alpn-strict: a client offering only a protocol the server lacks
+# fails with the no_application_protocol alert (120); without it, the
+# handshake goes on with no protocol.
+OUT=$WORK/out9
+if start_server "$OUT" --isolates 1 --alpn-strict; then
+    P9=$(sed -nE 's/^listening on .*:([0-9]+) isolates=[0-9]+$/\1/p' "$OUT")
+    STRICT=$(timeout 10 openssl s_client -connect "127.0.0.1:$P9" -alpn foo </dev/null 2>&1 | grep -o 'alert number [0-9]*' | head -1)
+    check "--alpn-strict, no common protocol: '$STRICT'" [ "$STRICT" = "alert number 120" ]
+    OKALPN=$(timeout 10 openssl s_client -connect "127.0.0.1:$P9" -alpn foo,http/1.1 </dev/null 2>&1 | grep -c 'ALPN protocol: http/1.1')
+    check "--alpn-strict, http/1.1 offered too: selected" [ "$OKALPN" -ge 1 ]
+    kill -TERM "$SPID"
+    wait_server
+else
+    fail "server with --alpn-strict starts: $(cat "$OUT.err")"
+fi
+
+# 9. A drain bounds every connection, in the handshake too: with the
+# handshake timeout off, a client stalled mid-ClientHello does not keep
+# the server from exiting after SIGTERM (--drain-timeout 500).
+OUT=$WORK/out10
+if start_server "$OUT" --isolates 1 --handshake-timeout 0 --drain-timeout 500; then
+    P10=$(sed -nE 's/^listening on .*:([0-9]+) isolates=[0-9]+$/\1/p' "$OUT")
+    python3 - "$P10" <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(bytes.fromhex("16030102000100"))  # a record header and two bytes of a ClientHello
+time.sleep(8)
+PY
+    STALL=$!
+    for _ in $(seq 1 50); do # until the server has accepted it
+        usr1_wait "$OUT" && [ "$(sum_field "$(json_lines "$OUT" | tail -1)" accepted)" -ge 1 ] && break
+    done
+    kill -TERM "$SPID"
+    wait_server
+    FINAL=$(json_lines "$OUT" | tail -1)
+    check "SIGTERM with a connection stalled in the handshake: exit 0 (rc $RC), handshake_errors 1" \
+        [ "$RC" -eq 0 -a "$(sum_field "$FINAL" handshake_errors)" -eq 1 ]
+    kill "$STALL" 2>/dev/null
+    wait "$STALL" 2>/dev/null
+else
+    fail "server with --handshake-timeout 0 starts: $(cat "$OUT.err")"
+fi
+
+# ---------------------------------------------------------------------------
+# 10. Slow and idle clients (cleartext, so a raw socket can play them): a
 # request head that stalls gets 408 after --header-timeout; a connection
 # that sends nothing is closed after --idle-timeout; both are counted.
 OUT=$WORK/out7

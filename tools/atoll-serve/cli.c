@@ -18,7 +18,8 @@ static const char usage_text[] =
     "Usage:\n"
     "atoll-serve [--address ADDR] [--port N] [--isolates N] [--mode http|echo] [--plain]\n"
     "            [--cert FILE --key FILE [--key-password PW]] [--write-cert FILE]\n"
-    "            [--alpn LIST] [--request-client-cert | --require-client-cert] [--client-ca FILE]\n"
+    "            [--alpn LIST] [--alpn-strict] [--request-client-cert | --require-client-cert]\n"
+    "            [--client-ca FILE]\n"
     "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
     "            [--pin-cpus] [--steering hash|cpu] [--drain-timeout MS] [--admin ADDR:PORT]\n"
     "            [--idle-timeout MS] [--header-timeout MS]\n"
@@ -35,7 +36,7 @@ static const char usage_text[] =
     "                          byte received. Default http\n"
     "  --plain                 cleartext TCP, no TLS: the same modes, output and\n"
     "                          signals. The TLS-only options (--cert, --key,\n"
-    "                          --key-password, --write-cert, --alpn,\n"
+    "                          --key-password, --write-cert, --alpn, --alpn-strict,\n"
     "                          --request-client-cert, --require-client-cert,\n"
     "                          --client-ca, --handshake-timeout, --no-resumption)\n"
     "                          are refused with it (exit 2)\n"
@@ -48,7 +49,12 @@ static const char usage_text[] =
     "  --write-cert FILE       write the server's certificate chain as PEM to FILE\n"
     "                          (before the listening line), for clients to trust\n"
     "  --alpn LIST             ALPN protocols, comma-separated, in server preference\n"
-    "                          order; \"\" offers none. Default http/1.1\n"
+    "                          order; \"\" offers none. In http mode only http/1.1\n"
+    "                          and http/1.0 (what it speaks; h2 is refused, exit 2).\n"
+    "                          Default http/1.1\n"
+    "  --alpn-strict           a client offering ALPN with no protocol in common\n"
+    "                          fails the handshake (no_application_protocol alert)\n"
+    "                          instead of going on without one\n"
     "  --request-client-cert   ask clients for a certificate (optional)\n"
     "  --require-client-cert   require one (fail the handshake without)\n"
     "  --client-ca FILE        certificates (PEM or DER) trusted to verify client\n"
@@ -128,9 +134,11 @@ static const char usage_text[] =
     "  GET|HEAD /bytes/N   200, N bytes (0 <= N <= 1073741824), streamed\n"
     "  other paths         404, body \"not found\\n\" (connection kept)\n"
     "  malformed request, other method, headers over 8 KiB, N too large, a request\n"
-    "  with Transfer-Encoding: 400, then the connection is closed.\n"
+    "  with Transfer-Encoding, an HTTP/1.1 request without Host, a request with\n"
+    "  two Host fields, a NUL byte in a field value: 400, then the connection is\n"
+    "  closed. Targets in absolute form (http://host/path) are accepted.\n"
     "  \"Connection: close\" and HTTP/1.0 without \"Connection: keep-alive\" close\n"
-    "  after the response. Every response has Content-Length.\n"
+    "  after the response. Every response has Content-Length and Date.\n"
     "\n"
     "Environment: ATOLL_SERVE_DEBUG (any value) logs on stderr every failed\n"
     "handshake and every connection that ended with an error, with the peer and\n"
@@ -222,6 +230,10 @@ void parse_args(int argc, char **argv, config *cfg)
             NEED_VALUE();
             cfg->alpn = val;
             TLS_ONLY("--alpn");
+        } else if (FLAG("--alpn-strict")) {
+            NO_VALUE();
+            cfg->alpn_strict = true;
+            TLS_ONLY("--alpn-strict");
         } else if (FLAG("--request-client-cert")) {
             NO_VALUE();
             cfg->request_cert = true;
@@ -303,6 +315,15 @@ void parse_args(int argc, char **argv, config *cfg)
         usage_error("--key needs --cert");
     if (cfg->key_password && !cfg->key)
         usage_error("--key-password needs --key");
+    /* Offering a protocol it does not speak would let a client pick it and
+     * then fail: in http mode only HTTP/1.x. */
+    if (cfg->mode == MODE_HTTP && !cfg->plain)
+        for (const char *p = cfg->alpn; *p;) {
+            size_t n = strcspn(p, ",");
+            if (!((n == 8 && !strncmp(p, "http/1.1", 8)) || (n == 8 && !strncmp(p, "http/1.0", 8))))
+                usage_error("--alpn: http mode speaks http/1.1 and http/1.0 only, not '%.*s'", (int)n, p);
+            p += n + (p[n] == ',');
+        }
 }
 
 /* ALPN list "a,b,c" -> array of strings (pointing into one copy). */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "serve.h"
 
@@ -77,6 +78,19 @@ static void trim(const char **p, size_t *n)
         (*n)--;
 }
 
+/* The Date field (RFC 9110 6.6.1), formatted once a second per isolate. */
+static const char *http_date(iso_state *is)
+{
+    time_t now = time(NULL);
+    if (now != is->date_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(is->date, sizeof(is->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        is->date_at = now;
+    }
+    return is->date;
+}
+
 /* Sets up a response: status line, headers, and a small body copied after
  * them or a streamed pattern body of `stream_len` bytes. */
 static void http_respond(sconn *s, int status, const char *body, uint64_t stream_len, bool head_only, bool keep_alive,
@@ -92,10 +106,10 @@ static void http_respond(sconn *s, int status, const char *body, uint64_t stream
         s->close_after = true;
     const char *conn_hdr = s->close_after ? "Connection: close\r\n" : http10 ? "Connection: keep-alive\r\n" : "";
     char *h = (char *)s->buf + HEAD_OFF;
-    int n =
-        snprintf(h, HEAD_MAX,
-                 "HTTP/1.1 %d %s\r\nServer: atoll-serve\r\nContent-Type: %s\r\nContent-Length: %" PRIu64 "\r\n%s\r\n%s",
-                 status, reason, ctype, clen, conn_hdr, (body && !head_only) ? body : "");
+    int n = snprintf(h, HEAD_MAX,
+                     "HTTP/1.1 %d %s\r\nServer: atoll-serve\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %" PRIu64
+                     "\r\n%s\r\n%s",
+                     status, reason, http_date(s->is), ctype, clen, conn_hdr, (body && !head_only) ? body : "");
     s->head_off = 0;
     s->head_len = (uint16_t)(n < (int)HEAD_MAX ? n : (int)HEAD_MAX - 1);
     s->body_left = (stream_len && !head_only) ? stream_len : 0;
@@ -208,12 +222,27 @@ static int http_parse(sconn *s)
         http_bad_request(s);
         return 1;
     }
+    /* absolute-form (RFC 9112 3.2.2): a server accepts it; the path is
+     * what follows the authority ("/" when nothing does). */
+    if (tlen > 7 && (token_eq(target, 7, "http://") || (tlen > 8 && token_eq(target, 8, "https://")))) {
+        size_t skip = target[4] == ':' ? 7 : 8;
+        const char *path = memchr(target + skip, '/', tlen - skip);
+        const char *qm = memchr(target + skip, '?', tlen - skip);
+        if (!path || (qm && qm < path)) {
+            target = "/";
+            tlen = 1;
+        } else {
+            tlen -= (size_t)(path - target);
+            target = path;
+        }
+    }
     if (tlen == 0 || target[0] != '/') {
         http_bad_request(s);
         return 1;
     }
     /* Header fields. */
     bool keep_alive = !http10, saw_cl = false;
+    unsigned hosts = 0;
     uint64_t content_length = 0;
     pos = (size_t)(nl - b) + 1;
     while (pos < head_end) {
@@ -234,7 +263,13 @@ static int http_parse(sconn *s)
         size_t nlen = (size_t)(colon - l);
         const char *v = colon + 1;
         size_t vl = n - nlen - 1;
+        if (memchr(v, '\0', vl)) { /* RFC 9110 5.5: NUL in a field value */
+            http_bad_request(s);
+            return 1;
+        }
         trim(&v, &vl);
+        if (token_eq(l, nlen, "host"))
+            hosts++;
         if (token_eq(l, nlen, "connection")) {
             /* A comma-separated token list. */
             size_t i = 0;
@@ -274,6 +309,11 @@ static int http_parse(sconn *s)
             http_bad_request(s); /* request bodies in chunks: not supported */
             return 1;
         }
+    }
+    /* RFC 9112 3.2: no Host in HTTP/1.1, or more than one in any: 400. */
+    if (hosts > 1 || (hosts == 0 && !http10)) {
+        http_bad_request(s);
+        return 1;
     }
     /* Route (the query string is ignored). */
     size_t plen = tlen;

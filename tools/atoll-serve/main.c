@@ -146,6 +146,7 @@ int main(int argc, char **argv)
     so.handshake_timeout_ms = cfg->handshake_timeout_ms;
     so.idle_timeout_ms = cfg->idle_timeout_ms;
     so.disable_resumption = cfg->no_resumption;
+    so.alpn_strict = cfg->alpn_strict;
     static const atoll_server_callbacks scb = {
         .on_bound = srv_on_bound,
         .on_connection = srv_on_connection,

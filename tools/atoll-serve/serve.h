@@ -28,7 +28,7 @@ typedef struct config {
     serve_mode mode;
     const char *cert, *key, *key_password, *write_cert, *client_ca;
     const char *alpn; /* comma-separated */
-    bool request_cert, require_cert, v6only, no_resumption;
+    bool request_cert, require_cert, v6only, no_resumption, alpn_strict;
     bool pin_cpus, steer_cpu; /* --pin-cpus, --steering cpu (implies pinning) */
     bool plain;               /* --plain: cleartext TCP, no security context */
     int backlog;
@@ -88,6 +88,8 @@ typedef struct iso_state {
     uint32_t nconns;
     bool draining;
     atoll_timer *sweep;               /* http: the header-timeout sweep */
+    time_t date_at;                   /* http: the second `date` was made for */
+    char date[32];                    /* http: the Date field's value */
     _Atomic uint64_t header_timeouts; /* requests answered 408 (read by stats_json) */
     void *cache[BLOCK_CACHE];
     uint32_t ncache;
