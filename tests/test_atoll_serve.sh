@@ -105,7 +105,7 @@ wait_server() {
 json_lines() { grep '^{"isolates":\[' "$1"; }
 
 # valid_json LINE N: LINE holds exactly N isolate objects with every field.
-OBJ='\{"id":[0-9]+,"accepted":[0-9]+,"handshakes":[0-9]+,"handshake_errors":[0-9]+,"bytes_in":[0-9]+,"bytes_out":[0-9]+,"drain_closed":[0-9]+,"idle_closed":[0-9]+,"header_timeouts":[0-9]+\}'
+OBJ='\{"id":[0-9]+,"accepted":[0-9]+,"handshakes":[0-9]+,"handshake_errors":[0-9]+,"bytes_in":[0-9]+,"bytes_out":[0-9]+,"drain_closed":[0-9]+,"idle_closed":[0-9]+,"header_timeouts":[0-9]+,"loop_turns":[0-9]+\}'
 valid_json() {
     local line=$1 n=$2
     [[ "$line" =~ ^\{\"isolates\":\[${OBJ}(,${OBJ})*\]\}$ ]] || return 1

@@ -97,6 +97,14 @@ void sc_resume(sconn *s)
     s->c->paused = false;
 }
 
+/* No drain here: the connection is never quiet-while-draining. */
+bool sc_drain_idle(const sconn *s, uint64_t now)
+{
+    (void)s;
+    (void)now;
+    return false;
+}
+
 /* ---- the driver ---------------------------------------------------------------- */
 
 static void check(const sconn *s)

@@ -112,17 +112,34 @@ static void sc_on_read_closed(atoll_conn *c, void *user)
     sc_on_read(c, user);
 }
 
-/* The runtime drains: responses say "Connection: close" from now on; a
- * connection idle between requests closes now, one with a response in
- * progress after it, a new one after its first (http); echo after its next
- * echo. The runtime closes what is left at --drain-timeout. */
+/* Idle between requests for this long while draining: closed (a client
+ * that has just had a response may be sending its next request, which a
+ * close would lose; one quiet for a second is taken as done). */
+#define DRAIN_IDLE_NS 1000000000ull
+
+bool sc_drain_idle(const sconn *s, uint64_t now)
+{
+    return s->is->draining && !s->responding && s->len == 0 && s->skip == 0 && s->served > 0 &&
+           now - s->last_response_ns >= DRAIN_IDLE_NS;
+}
+
+/* The runtime drains: responses say "Connection: close" from now on, so a
+ * connection closes after its next response (http; echo after its next
+ * echo); one already quiet between requests for a second closes now, the
+ * others when the header sweep finds them quiet that long. The runtime
+ * closes what is left at --drain-timeout. */
 static void sc_on_drain(atoll_conn *c, void *user)
 {
     sconn *s = user;
     (void)c;
     s->is->draining = true;
-    s->close_after = true;
-    if (g.cfg.mode == MODE_HTTP && !s->responding && s->len == 0 && s->skip == 0 && s->served > 0)
+    if (g.cfg.mode != MODE_HTTP)
+        s->close_after = true;
+    /* http: a response already under way went out without "Connection:
+     * close", so the client may send another request: the next response
+     * says close (the parser sees `draining`) and the connection ends after
+     * it. */
+    else if (sc_drain_idle(s, mono_ns()))
         sc_close(s);
 }
 
@@ -157,7 +174,8 @@ void srv_on_connection(atoll_server *server, atoll_conn *c, void *user)
 
 /* Every quarter of --header-timeout: a request head that has not completed
  * in time gets 408 and the connection closes (slowloris over HTTP: the
- * idle timeout alone never fires while a byte trickles in now and then). */
+ * idle timeout alone never fires while a byte trickles in now and then);
+ * while draining, a connection quiet between requests closes. */
 static void sweep_heads(atoll_timer *t, void *user)
 {
     iso_state *is = user;
@@ -165,9 +183,13 @@ static void sweep_heads(atoll_timer *t, void *user)
     uint64_t now = mono_ns(), limit = (uint64_t)g.cfg.header_timeout_ms * 1000000u;
     for (sconn *s = is->conns, *next; s; s = next) {
         next = s->next; /* the 408 may close it */
-        if (s->head_start_ns && !s->responding && !s->closing && now - s->head_start_ns >= limit) {
+        if (s->closing)
+            continue;
+        if (s->head_start_ns && !s->responding && now - s->head_start_ns >= limit) {
             atomic_fetch_add(&is->header_timeouts, 1);
             http_request_timeout(s);
+        } else if (sc_drain_idle(s, now)) {
+            sc_close(s);
         }
     }
 }

@@ -370,6 +370,7 @@ void http_drive(sconn *s)
             }
             s->responding = false;
             s->served++;
+            s->last_response_ns = mono_ns();
             if (s->close_after) {
                 sc_close(s);
                 return;
@@ -389,8 +390,8 @@ void http_drive(sconn *s)
         ssize_t n = atoll_conn_read(s->c, s->buf + s->len, REQ_MAX - s->len);
         if (n <= 0) {
             sc_release_block_if_idle(s);
-            if (s->len == 0 && s->skip == 0 && s->close_after && s->served > 0)
-                sc_close(s); /* draining and idle between requests */
+            if (sc_drain_idle(s, mono_ns()))
+                sc_close(s); /* draining and quiet between requests */
             return;
         }
         s->len += (uint32_t)n;

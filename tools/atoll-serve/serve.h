@@ -124,6 +124,7 @@ typedef struct sconn {
     bool responding;             /* http: a response is being written */
     uint64_t head_start_ns;      /* http: when the first byte of an incomplete head came; 0: none */
     uint32_t served;             /* http: responses completed */
+    uint64_t last_response_ns;   /* http: when the last one completed */
     bool close_after;            /* close once the output is flushed */
     bool peer_eof, paused, closing;
 } sconn;
@@ -131,6 +132,8 @@ typedef struct sconn {
 /* Set from ATOLL_SERVE_DEBUG: log every failed handshake (conn.c). */
 extern bool debug_log;
 
+/* Draining, http: quiet between requests for a second (closed then). */
+bool sc_drain_idle(const sconn *s, uint64_t now);
 /* Closes the connection (once); its on_closed frees it. */
 void sc_close(sconn *s);
 /* Gives the connection a 16 KiB block from the isolate's cache, if it has
