@@ -61,7 +61,7 @@ struct atoll_isolate {
     uint32_t id;
     bool pool;
     _Atomic bool retired; /* pool isolate leaving (atoll_runtime_retire): no new pool work */
-    int cpu; /* pinned to this CPU, or -1; set by the thread before its loop */
+    int cpu;              /* pinned to this CPU, or -1; set by the thread before its loop */
     atoll_entry_fn entry;
     void *entry_arg;
     pthread_t thread;

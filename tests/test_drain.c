@@ -30,7 +30,7 @@ typedef struct app {
     sup_latch bound, closed, conn_closed;
     _Atomic long delivered, drained, timed_out, exchanges;
     atoll_server_stats final; /* read in the server's on_closed */
-    int syn_fd; /* a connect started on the isolate during the drain */
+    int syn_fd;               /* a connect started on the isolate during the drain */
 } app;
 
 static void app_init(app *a)
