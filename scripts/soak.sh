@@ -77,12 +77,8 @@ while (($#)); do
 	esac
 done
 is_pos_number "$minutes" || usage_error "--minutes: '$minutes' is not a positive number"
-if ! is_uint "$interval" || ((interval == 0)); then
-	usage_error "--interval: '$interval' is not a positive count"
-fi
-if ! is_uint "$isolates" || ((isolates == 0)); then
-	usage_error "--isolates: '$isolates' is not a positive count"
-fi
+is_pos_int "$interval" || usage_error "--interval: '$interval' is not a positive count"
+is_pos_int "$isolates" || usage_error "--isolates: '$isolates' is not a positive count"
 for t in atoll-serve atoll-load; do
 	[[ -x $bin/$t ]] || die "$bin/$t not found (make build, or --bin DIR)"
 done
@@ -107,20 +103,9 @@ trap 'exit 1' INT TERM
 	--write-cert "$out/cert.pem" >"$out/serve.out" 2>"$out/serve.err" &
 srv_pid=$!
 port=$(wait_listening "$srv_pid" "$out/serve.out" 10) || die "atoll-serve did not start: $(cat "$out/serve.err")"
-admin_port=
-for ((i = 0; i < 100; i++)); do
-	admin_port=$(sed -nE 's/^admin on 127\.0\.0\.1:([0-9]+)$/\1/p' "$out/serve.out")
-	[[ -n $admin_port ]] && break
-	sleep 0.05
-done
-[[ -n $admin_port ]] || die "atoll-serve printed no admin line"
-# admin METHOD PATH [BODY_FILE]: one admin call; fails unless 200. The
-# event loop and the sampler call it at once: each has its own body file.
-admin() {
-	local code
-	code=$(curl -s -m 30 -o "${3:-/dev/null}" -w '%{http_code}' -X "$1" "http://127.0.0.1:$admin_port$2") || code=000
-	[[ $code == 200 ]]
-}
+admin_port=$(wait_admin "$srv_pid" "$out/serve.out" 5) || die "atoll-serve printed no admin line"
+# The event loop and the sampler call it at once: each has its own body file.
+admin() { admin_call "$admin_port" "$@"; }
 
 log "server pid $srv_pid, port $port, admin $admin_port; $seconds s of load; samples every $interval s into $out"
 load() {

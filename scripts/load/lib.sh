@@ -16,6 +16,8 @@ die() {
 
 # is_uint VALUE: a non-negative decimal integer.
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+# is_pos_int VALUE: a positive decimal integer.
+is_pos_int() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0)); }
 # is_pos_number VALUE: a positive number (integer or decimal).
 is_pos_number() { [[ $1 =~ ^[0-9]*\.?[0-9]+$ && ! $1 =~ ^0*\.?0*$ ]]; }
 
@@ -64,6 +66,27 @@ wait_listening() {
 		sleep 0.05
 	done
 	return 1
+}
+
+# wait_admin PID STDOUT_FILE SECONDS: wait for atoll-serve's
+# "admin on 127.0.0.1:PORT" line (--admin 127.0.0.1:0) and print PORT.
+wait_admin() {
+	local pid=$1 file=$2 secs=$3 port i
+	for ((i = 0; i < secs * 20; i++)); do
+		port=$(sed -nE 's/^admin on 127\.0\.0\.1:([0-9]+)$/\1/p' "$file" 2>/dev/null) || true
+		[[ -n $port ]] && { printf '%s\n' "$port"; return 0; }
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+# admin_call PORT METHOD PATH [BODY_FILE]: one request to atoll-serve's admin
+# port (30 s at most), the body into BODY_FILE; fails unless the answer is 200.
+admin_call() {
+	local code
+	code=$(curl -s -m 30 -o "${4:-/dev/null}" -w '%{http_code}' -X "$2" "http://127.0.0.1:$1$3") || code=000
+	[[ $code == 200 ]]
 }
 
 # snapshot PID STDOUT_FILE DEST: SIGUSR1 atoll-serve and copy the counters

@@ -79,12 +79,8 @@ done
 [[ $case_name =~ ^(drain|pause|scale)$ ]] || usage_error "--case: '$case_name' is not drain, pause or scale"
 is_pos_number "$seconds" || usage_error "--seconds: '$seconds' is not a positive number"
 is_uint "$min_ops" || usage_error "--min-ops: '$min_ops' is not a count"
-if ! is_uint "$connections" || ((connections == 0)); then
-	usage_error "--connections: '$connections' is not a positive count"
-fi
-if ! is_uint "$isolates" || ((isolates == 0)); then
-	usage_error "--isolates: '$isolates' is not a positive count"
-fi
+is_pos_int "$connections" || usage_error "--connections: '$connections' is not a positive count"
+is_pos_int "$isolates" || usage_error "--isolates: '$isolates' is not a positive count"
 for t in atoll-serve atoll-load; do
 	[[ -x $bin/$t ]] || die "$bin/$t not found (make build, or --bin DIR)"
 done
@@ -106,20 +102,8 @@ trap 'exit 1' INT TERM
 	>"$tmp/serve.out" 2>"$tmp/serve.err" &
 srv_pid=$!
 port=$(wait_listening "$srv_pid" "$tmp/serve.out" 10) || die "atoll-serve did not start: $(cat "$tmp/serve.err")"
-for ((i = 0; i < 100; i++)); do
-	admin_port=$(sed -nE 's/^admin on 127\.0\.0\.1:([0-9]+)$/\1/p' "$tmp/serve.out")
-	[[ -n $admin_port ]] && break
-	sleep 0.05
-done
-[[ -n $admin_port ]] || die "atoll-serve printed no admin line"
-
-# admin METHOD PATH: one admin call; prints the body; fails unless 200.
-admin() {
-	local code
-	code=$(curl -s -m 30 -o "$tmp/admin.body" -w '%{http_code}' -X "$1" "http://127.0.0.1:$admin_port$2") || code=000
-	cat "$tmp/admin.body" 2>/dev/null
-	[[ $code == 200 ]]
-}
+admin_port=$(wait_admin "$srv_pid" "$tmp/serve.out" 5) || die "atoll-serve printed no admin line"
+admin() { admin_call "$admin_port" "$@"; }
 
 bound=$(python3 -c "print(int($seconds) + 120)")
 "$bin/atoll-load" --target "127.0.0.1:$port" --cafile "$tmp/cert.pem" --scenario churn --http \
@@ -136,15 +120,15 @@ event_loop() {
 	while [[ ! -e $tmp/stop-events ]]; do
 		case $case_name in
 		pause)
-			admin POST /isolates/0/pause >/dev/null || failed=$((failed + 1))
+			admin POST /isolates/0/pause || failed=$((failed + 1))
 			sleep 0.1
-			admin POST /isolates/0/resume >/dev/null || failed=$((failed + 1))
+			admin POST /isolates/0/resume || failed=$((failed + 1))
 			sleep 0.1
 			n=$((n + 2))
 			;;
 		scale)
-			if admin POST /isolates >/dev/null; then
-				admin DELETE "/isolates/$oldest" >/dev/null || failed=$((failed + 1))
+			if admin POST /isolates; then
+				admin DELETE "/isolates/$oldest" || failed=$((failed + 1))
 				oldest=$((oldest + 1))
 			else
 				failed=$((failed + 1))
@@ -186,7 +170,7 @@ if [[ -n $event_pid ]]; then
 	wait "$event_pid" || true
 	event_pid=
 	read -r events admin_failures <"$tmp/events" || true
-	[[ $case_name == pause ]] && { admin POST /isolates/0/resume >/dev/null || true; }
+	[[ $case_name == pause ]] && { admin POST /isolates/0/resume || true; }
 	# The load stops before the server: nothing may be refused in these cases.
 	kill -INT "$load_pid" 2>/dev/null || true
 fi
