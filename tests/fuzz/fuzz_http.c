@@ -98,10 +98,9 @@ void sc_resume(sconn *s)
 }
 
 /* No drain here: the connection is never quiet-while-draining. */
-bool sc_drain_idle(const sconn *s, uint64_t now)
+bool sc_drain_idle(const sconn *s)
 {
     (void)s;
-    (void)now;
     return false;
 }
 

@@ -112,35 +112,32 @@ static void sc_on_read_closed(atoll_conn *c, void *user)
     sc_on_read(c, user);
 }
 
-/* Idle between requests for this long while draining: closed (a client
- * that has just had a response may be sending its next request, which a
- * close would lose; one quiet for a second is taken as done). */
+/* A second into the drain, a connection still quiet between requests is
+ * closed: closing it at once could lose a request a client that has just
+ * had a response is sending. Every response of the drain says "Connection:
+ * close", so no connection that sends again is ever idle here. */
 #define DRAIN_IDLE_NS 1000000000ull
 
-bool sc_drain_idle(const sconn *s, uint64_t now)
+bool sc_drain_idle(const sconn *s)
 {
     return s->is->draining && !s->responding && s->len == 0 && s->skip == 0 && s->served > 0 &&
-           now - s->last_response_ns >= DRAIN_IDLE_NS;
+           mono_ns() - s->is->drain_ns >= DRAIN_IDLE_NS;
 }
 
 /* The runtime drains: responses say "Connection: close" from now on, so a
  * connection closes after its next response (http; echo after its next
- * echo); one already quiet between requests for a second closes now, the
- * others when the header sweep finds them quiet that long. The runtime
- * closes what is left at --drain-timeout. */
+ * echo); one quiet between requests closes a second into the drain (the
+ * header sweep). The runtime closes what is left at --drain-timeout. */
 static void sc_on_drain(atoll_conn *c, void *user)
 {
     sconn *s = user;
     (void)c;
-    s->is->draining = true;
+    if (!s->is->draining) {
+        s->is->draining = true;
+        s->is->drain_ns = mono_ns();
+    }
     if (g.cfg.mode != MODE_HTTP)
         s->close_after = true;
-    /* http: a response already under way went out without "Connection:
-     * close", so the client may send another request: the next response
-     * says close (the parser sees `draining`) and the connection ends after
-     * it. */
-    else if (sc_drain_idle(s, mono_ns()))
-        sc_close(s);
 }
 
 static const atoll_conn_callbacks conn_cb = {
@@ -188,7 +185,7 @@ static void sweep_heads(atoll_timer *t, void *user)
         if (s->head_start_ns && !s->responding && now - s->head_start_ns >= limit) {
             atomic_fetch_add(&is->header_timeouts, 1);
             http_request_timeout(s);
-        } else if (sc_drain_idle(s, now)) {
+        } else if (sc_drain_idle(s)) {
             sc_close(s);
         }
     }

@@ -370,7 +370,6 @@ void http_drive(sconn *s)
             }
             s->responding = false;
             s->served++;
-            s->last_response_ns = mono_ns();
             if (s->close_after) {
                 sc_close(s);
                 return;
@@ -390,7 +389,7 @@ void http_drive(sconn *s)
         ssize_t n = atoll_conn_read(s->c, s->buf + s->len, REQ_MAX - s->len);
         if (n <= 0) {
             sc_release_block_if_idle(s);
-            if (sc_drain_idle(s, mono_ns()))
+            if (sc_drain_idle(s))
                 sc_close(s); /* draining and quiet between requests */
             return;
         }

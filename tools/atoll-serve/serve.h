@@ -87,6 +87,7 @@ typedef struct iso_state {
     struct sconn *conns; /* every live connection of this isolate */
     uint32_t nconns;
     bool draining;
+    uint64_t drain_ns;                /* when the drain reached this isolate (mono_ns) */
     atoll_timer *sweep;               /* http: the header-timeout sweep */
     time_t date_at;                   /* http: the second `date` was made for */
     char date[32];                    /* http: the Date field's value */
@@ -124,7 +125,6 @@ typedef struct sconn {
     bool responding;             /* http: a response is being written */
     uint64_t head_start_ns;      /* http: when the first byte of an incomplete head came; 0: none */
     uint32_t served;             /* http: responses completed */
-    uint64_t last_response_ns;   /* http: when the last one completed */
     bool close_after;            /* close once the output is flushed */
     bool peer_eof, paused, closing;
 } sconn;
@@ -133,7 +133,7 @@ typedef struct sconn {
 extern bool debug_log;
 
 /* Draining, http: quiet between requests for a second (closed then). */
-bool sc_drain_idle(const sconn *s, uint64_t now);
+bool sc_drain_idle(const sconn *s);
 /* Closes the connection (once); its on_closed frees it. */
 void sc_close(sconn *s);
 /* Gives the connection a 16 KiB block from the isolate's cache, if it has
