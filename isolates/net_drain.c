@@ -97,14 +97,20 @@ void atoll__conn_drain_forget(struct atoll_conn *c)
     }
 }
 
+uint64_t atoll__drain_deadline(const struct atoll_isolate *iso, uint64_t timeout_ms)
+{
+    /* Saturates below UINT64_MAX, far beyond any real deadline. */
+    if (timeout_ms > (UINT64_MAX - 1 - iso->now_ns) / 1000000u)
+        return UINT64_MAX - 1;
+    return iso->now_ns + timeout_ms * 1000000u;
+}
+
 void atoll__net_drain(struct atoll_isolate *iso, uint64_t timeout_ms)
 {
     atoll_net *net = iso->net;
     if (!net)
         return;
-    uint64_t deadline = iso->now_ns + timeout_ms * 1000000u;
-    if (timeout_ms > (UINT64_MAX - iso->now_ns) / 1000000u)
-        deadline = UINT64_MAX - 1;
+    uint64_t deadline = atoll__drain_deadline(iso, timeout_ms);
     net->drain_deadline_ns = deadline;
     for (struct atoll_server *s = net->servers, *next; s; s = next) {
         next = s->next;

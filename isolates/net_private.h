@@ -364,6 +364,8 @@ void atoll__conn_drain(struct atoll_conn *c, uint64_t deadline_ns);
 void atoll__conn_drain_notify(struct atoll_conn *c);
 /* The connection is going away: it no longer counts for the drain timer. */
 void atoll__conn_drain_forget(struct atoll_conn *c);
+/* The loop time `timeout_ms` from now, saturated (a drain's deadline). */
+uint64_t atoll__drain_deadline(const struct atoll_isolate *iso, uint64_t timeout_ms);
 /* The runtime drains: every server drains, every connection is told, all
  * with one deadline `timeout_ms` from now. */
 void atoll__net_drain(struct atoll_isolate *iso, uint64_t timeout_ms);

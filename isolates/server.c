@@ -493,9 +493,7 @@ int atoll_server_drain(atoll_server *s, uint64_t timeout_ms)
         return -EINVAL;
     if (!atoll__on_owner_thread(s->iso))
         return ATOLL_E_WRONG_THREAD;
-    uint64_t now = s->iso->now_ns;
-    uint64_t deadline = timeout_ms > (UINT64_MAX - 1 - now) / 1000000u ? UINT64_MAX - 1 : now + timeout_ms * 1000000u;
-    return atoll__server_drain(s, deadline);
+    return atoll__server_drain(s, atoll__drain_deadline(s->iso, timeout_ms));
 }
 
 uint16_t atoll_server_port(const atoll_server *s)
