@@ -281,6 +281,10 @@ void atoll__connect_cqe(struct atoll_connect_req *req, const struct io_uring_cqe
     bool have_local = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0;
     uint32_t file;
     int ret = atoll__files_get(&net->files, &file);
+    if (ret == 0 && !atoll__files_charge(&net->files, file)) {
+        atoll__files_put(&net->files, file);
+        ret = ATOLL_E_CONN_CAP; /* the runtime-wide cap, reached since the get */
+    }
     if (ret < 0) {
         close(fd);
         atoll__client_done(req, NULL, ret);

@@ -12,6 +12,7 @@
 #include "atoll/atoll.h"
 #include "isolates/op.h"
 #include "runtime/base/gate.h"
+#include "runtime/base/conn_budget.h"
 #include "runtime/base/message_queue.h"
 #include "runtime/base/port_table.h"
 #include "runtime/base/task_queue.h"
@@ -58,6 +59,7 @@ struct atoll_isolate {
     atoll_ticket_keys *tickets;        /* session-ticket keys of the runtime */
     atoll_port_table *port_table;      /* slots behind send handles */
     struct atoll_lookup_pool *lookups; /* host lookups off the loop */
+    atoll_conn_budget *conn_budget;    /* the runtime-wide connection cap */
     uint32_t id;
     bool pool;
     _Atomic bool retired; /* pool isolate leaving (atoll_runtime_retire): no new pool work */

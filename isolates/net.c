@@ -189,9 +189,9 @@ void atoll__net_turn(struct atoll_isolate *iso)
         return;
     /* Objects are freed only in the free phase, so walking the list while
      * callbacks close servers is safe. */
-    bool slots_back = net->files.starved && net->files.nfree >= atoll__files_resume_at(&net->files);
+    bool slots_back = net->files.starved && atoll__files_room(&net->files);
     if (slots_back)
-        net->files.starved = false; /* below the cap again: accept again */
+        net->files.starved = false; /* below the caps again: accept again */
     for (struct atoll_server *s = net->servers; s; s = s->next) {
         if (s->npend)
             atoll__server_run_pending(s);

@@ -143,7 +143,7 @@ struct atoll_server {
     uint64_t accepted_at_linger;
     uint32_t accepted_this_turn;
     uint64_t accept_turn;     /* loop turn accepted_this_turn counts for */
-    atoll_pending_conn *pend; /* accepted beyond the turn's budget */
+    atoll_pending_conn *pend; /* accepted beyond the turn's budget, or parked */
     uint32_t npend, pend_cap;
     uint64_t turn_seen;
     uint32_t handshakes_this_turn;

@@ -80,7 +80,7 @@ static void atoll_server_arm_accept(struct atoll_server *s)
 
 void atoll__server_rearm(struct atoll_server *s)
 {
-    if (s->capped && s->iso->net->files.nfree >= atoll__files_resume_at(&s->iso->net->files)) {
+    if (s->capped && atoll__files_room(&s->iso->net->files)) {
         s->capped = false;
         (void)atoll__server_steer(s);
     }
@@ -164,7 +164,11 @@ static void atoll_server_admit(struct atoll_server *s, uint32_t file, const stru
         s->accept_turn = turn;
         s->accepted_this_turn = 0;
     }
-    if (s->accepted_this_turn >= s->opts.accepts_per_turn) {
+    /* At the runtime-wide cap an accepted connection waits here, not
+     * started, until a unit comes back (the isolate is woken then): as it
+     * would in the kernel's queue. At most the accepts that were armed. */
+    bool parked = !atoll__files_charge(&s->iso->net->files, file);
+    if (parked || s->accepted_this_turn >= s->opts.accepts_per_turn) {
         if (s->npend == s->pend_cap) {
             uint32_t cap = s->pend_cap ? s->pend_cap * 2 : 64;
             atoll_pending_conn *p = realloc(s->pend, cap * sizeof(*p));
@@ -177,7 +181,8 @@ static void atoll_server_admit(struct atoll_server *s, uint32_t file, const stru
             s->pend_cap = cap;
         }
         s->pend[s->npend++] = (atoll_pending_conn){.file = file, .addr = *peer};
-        s->iso->more_work = true;
+        if (!parked) /* a parked one is retried when woken (or at any turn) */
+            s->iso->more_work = true;
         return;
     }
     s->accepted_this_turn++;

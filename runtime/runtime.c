@@ -84,17 +84,25 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
     rt->info = info;
     rt->info.isolates = opts.isolates;
     rt->info.conns_per_isolate = opts.conns_per_isolate;
+    rt->info.max_conns = opts.max_conns;
     rt->isolates = calloc(opts.max_isolates, sizeof(*rt->isolates));
     if (!rt->isolates || atoll__port_table_init(&rt->ports, opts.max_ports) < 0) {
         free(rt->isolates);
         free(rt);
         return -ENOMEM;
     }
-    ret = atoll__ticket_keys_init(&rt->tickets, opts.ticket_rotation_s);
+    ret = atoll__budget_init(&rt->conn_budget, opts.max_conns, opts.max_isolates);
+    if (ret == 0) {
+        ret = atoll__ticket_keys_init(&rt->tickets, opts.ticket_rotation_s);
+        if (ret < 0)
+            atoll__budget_destroy(&rt->conn_budget);
+    }
     if (ret == 0) {
         ret = atoll__lookup_pool_new(&rt->lookups);
-        if (ret < 0)
+        if (ret < 0) {
             atoll__ticket_keys_wipe(&rt->tickets);
+            atoll__budget_destroy(&rt->conn_budget);
+        }
     }
     if (ret < 0) {
         free(rt->isolates);
@@ -130,6 +138,7 @@ static int atoll_isolate_create(atoll_runtime *rt, bool pool, atoll_entry_fn ent
     iso->tickets = &rt->tickets;
     iso->port_table = &rt->ports;
     iso->lookups = rt->lookups;
+    iso->conn_budget = &rt->conn_budget;
     iso->id = id;
     iso->pool = pool;
     iso->resident = pool;
@@ -505,6 +514,7 @@ int atoll_runtime_destroy(atoll_runtime *rt)
         free(rt->isolates[i]);
     free(rt->isolates);
     atoll__port_table_destroy(&rt->ports);
+    atoll__budget_destroy(&rt->conn_budget);
     pthread_mutex_destroy(&rt->lock);
     pthread_mutex_destroy(&rt->scale_mu);
     pthread_cond_destroy(&rt->cond);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "atoll/atoll.h"
+#include "runtime/base/conn_budget.h"
 #include "runtime/base/gate.h"
 #include "runtime/base/message_queue.h"
 #include "runtime/base/port_table.h"
@@ -47,6 +48,7 @@ struct atoll_runtime {
     _Atomic uint32_t rr_next;
 
     atoll_ticket_keys tickets; /* session-ticket keys shared by all isolates */
+    atoll_conn_budget conn_budget; /* the runtime-wide connection cap (max_conns) */
 
     /* Host lookups (runtime/lookup_pool.h); its state outlives destroy. */
     struct atoll_lookup_pool *lookups;

@@ -220,6 +220,61 @@ Test(overload, connection_cap_steers_to_other_isolates, .timeout = 60)
     sup_shutdown(rt);
 }
 
+/* The runtime-wide cap (max_conns): two isolates, three connections in
+ * all. The first three are served wherever they land; a fourth waits with
+ * every loop asleep and is served once one of the three closes. */
+static uint64_t all_turns(atoll_runtime *rt, uint32_t n)
+{
+    uint64_t t = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        atoll_isolate_stats st;
+        atoll_runtime_isolate_stats(rt, i, &st);
+        t += st.loop_turns;
+    }
+    return t;
+}
+
+Test(overload, runtime_connection_cap_holds_across_isolates, .timeout = 60)
+{
+    atoll_runtime_options o;
+    sup_options(&o, 2);
+    o.max_conns = 3;
+    atoll_runtime *rt = sup_start(&o);
+    atoll_runtime_info info;
+    atoll_runtime_info_get(rt, &info);
+    cr_assert_eq(info.max_conns, 3);
+    ns_app app;
+    ns_app_init(&app, rt);
+    app.echo = true;
+    ns_server s[2];
+    cr_assert_eq(ns_bind_group(&app, s, 2, "127.0.0.1"), 0);
+    int fds[4];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = ns_connect(AF_INET, "127.0.0.1", s[0].port);
+        cr_assert_geq(fds[i], 0);
+        cr_assert_eq(ns_echo_roundtrip(fds[i], 10), 0, "connection %d under the cap was not served", i);
+    }
+    uint64_t turns0 = all_turns(rt, 2);
+    fds[3] = ns_connect(AF_INET, "127.0.0.1", s[0].port);
+    cr_assert_geq(fds[3], 0);
+    cr_assert_eq(send(fds[3], "0123456789", 10, MSG_NOSIGNAL), 10);
+    struct timespec ts = {0, 500 * 1000000L}; /* a window to observe: both loops must sleep */
+    nanosleep(&ts, NULL);
+    uint64_t turns = all_turns(rt, 2) - turns0;
+    long live = atomic_load(&s[0].connections) + atomic_load(&s[1].connections);
+    cr_assert_eq(live, 3, "%ld connections past a cap of 3", live);
+    cr_assert_lt(turns, 100, "%llu loop turns in 0.5 s at the cap", (unsigned long long)turns);
+    char byte;
+    cr_assert_eq(recv(fds[3], &byte, 1, MSG_DONTWAIT), -1, "the fourth was served past the cap");
+    close(fds[0]);
+    char buf[10];
+    cr_assert_eq(ns_recv(fds[3], buf, 10), 10, "served once one closed");
+    cr_assert_eq(memcmp(buf, "0123456789", 10), 0);
+    for (int i = 1; i < 4; i++)
+        close(fds[i]);
+    sup_shutdown(rt);
+}
+
 /* A completion queue far too small for the load: completions overflow
  * (the kernel keeps them, the loop counts the turn and flushes them), and
  * every exchange still completes. */

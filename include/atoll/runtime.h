@@ -119,6 +119,16 @@ typedef struct atoll_runtime_options {
      *  the cap an isolate stops accepting until a connection closes, and
      *  atoll_connect reports ATOLL_E_CONN_CAP. Default: 16384. */
     uint32_t conns_per_isolate;
+    /** Most connections the whole runtime holds at once, every isolate
+     *  together, counted as conns_per_isolate is (each accept a server keeps armed
+     *  holds one too: up to 32 per server, so keep max_conns well above
+     *  32 x servers x isolates). At the cap every isolate
+     *  stops accepting, its servers leave their groups' steering (counted in
+     *  atoll_server_stats.cap_pauses), new connections wait in the kernel's
+     *  queues, and accepting resumes once a sixteenth of the cap (1 to 32)
+     *  is free again; atoll_connect reports ATOLL_E_CONN_CAP meanwhile.
+     *  Default: 0, no runtime-wide cap. */
+    uint32_t max_conns;
     /** Session-ticket key rotation period in seconds (tickets of the
      *  current and previous period are accepted). Default: 3600. */
     uint32_t ticket_rotation_s;
@@ -170,6 +180,8 @@ typedef struct atoll_runtime_info {
     /** The per-isolate connection cap in force (conns_per_isolate after the
      *  RLIMIT_NOFILE cap). */
     uint32_t conns_per_isolate;
+    /** The runtime-wide connection cap in force (max_conns; 0: none). */
+    uint32_t max_conns;
     /** The kernel takes socket options through the ring (Linux 6.7:
      *  SOCKET_URING_OP_SETSOCKOPT); without it atoll_conn_set_nodelay()
      *  returns -EOPNOTSUPP. */

@@ -22,7 +22,7 @@ static const char usage_text[] =
     "            [--client-ca FILE]\n"
     "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
     "            [--pin-cpus] [--steering hash|cpu] [--drain-timeout MS] [--admin ADDR:PORT]\n"
-    "            [--idle-timeout MS] [--header-timeout MS]\n"
+    "            [--idle-timeout MS] [--header-timeout MS] [--max-conns N]\n"
     "\n"
     "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
     "listener per isolate); with --plain the same server over cleartext TCP.\n"
@@ -77,6 +77,10 @@ static const char usage_text[] =
     "  --header-timeout MS     http: a request head must complete within MS of its\n"
     "                          first byte, else 408 and the connection closes,\n"
     "                          0..86400000; 0 disables. Default 10000\n"
+    "  --max-conns N           most connections of the whole server at once (all\n"
+    "                          isolates, handshaking ones too), 0..16777216; at the\n"
+    "                          cap new connections wait in the kernel's queue\n"
+    "                          (backlog). 0: no cap but the per-isolate table. Default 0\n"
     "  --drain-timeout MS      how long a drain (signals, --duration, the admin\n"
     "                          port's /drain and DELETE /isolates/N) lets\n"
     "                          connections finish before closing them, 0..86400000.\n"
@@ -277,6 +281,9 @@ void parse_args(int argc, char **argv, config *cfg)
         } else if (FLAG("--header-timeout")) {
             NEED_VALUE();
             cfg->header_timeout_ms = (uint32_t)parse_int(a, val, 0, 86400000);
+        } else if (FLAG("--max-conns")) {
+            NEED_VALUE();
+            cfg->max_conns = (uint32_t)parse_int(a, val, 0, 16777216);
         } else if (FLAG("--drain-timeout")) {
             NEED_VALUE();
             cfg->drain_timeout_ms = (uint32_t)parse_int(a, val, 0, 86400000);

@@ -125,6 +125,7 @@ int main(int argc, char **argv)
     ro.isolates = g.n;
     ro.max_isolates = g.cap;
     ro.pin_cpus = cfg->pin_cpus || cfg->steer_cpu;
+    ro.max_conns = cfg->max_conns;
     ro.steering = cfg->steer_cpu ? ATOLL_STEERING_CPU : ATOLL_STEERING_HASH;
     if ((rc = atoll_runtime_create(&ro, &g.rt)) < 0) {
         die_rc("creating the runtime", rc);

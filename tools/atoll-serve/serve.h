@@ -35,6 +35,7 @@ typedef struct config {
     uint32_t handshake_timeout_ms;
     uint32_t drain_timeout_ms;  /* --drain-timeout */
     uint32_t idle_timeout_ms;   /* --idle-timeout */
+    uint32_t max_conns;         /* --max-conns */
     uint32_t header_timeout_ms; /* --header-timeout (http) */
     const char *admin;          /* --admin, or NULL */
     double duration_s;          /* 0: none */
