@@ -157,6 +157,8 @@ static int atoll_tls_classify(int err)
     case SOCKET_PEER_CLOSED_E:
     case SOCKET_ERROR_E:
         return ATOLL_E_PEER_CLOSED;
+    case MEMORY_E:
+        return -ENOMEM; /* the host's condition, not the peer's doing */
     default:
         return ATOLL_E_HANDSHAKE;
     }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <pthread.h>
 #include <sys/wait.h>
@@ -207,6 +208,52 @@ Test(client, tls_verify_name_alpn_and_resume_against_atoll_server, .timeout = 60
     free(y);
     free(z);
     atoll_security_context_release(app.ctx);
+    sup_shutdown(rt);
+}
+
+/* Out of process descriptors (a low RLIMIT_NOFILE): accepted connections
+ * take none (direct descriptors), so the server keeps serving; what needs
+ * one (atoll_connect's socket, a new listener) fails with -EMFILE, and
+ * works again once descriptors are back. */
+Test(client, emfile_fails_connect_and_bind_clearly_while_serving, .timeout = 60)
+{
+    atoll_runtime *rt = sup_start_n(1);
+    ns_app app;
+    ns_app_init(&app, rt);
+    app.echo = true;
+    ns_server s, t;
+    cr_assert_eq(ns_bind(&app, &s, 0, "127.0.0.1", 0), 0);
+    int held[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_geq(held[i] = ns_connect(AF_INET, "127.0.0.1", s.port), 0);
+    struct rlimit old, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int lowest = dup(0); /* the lowest free descriptor: the limit makes it the last */
+    cr_assert_geq(lowest, 0);
+    close(lowest);
+    low = old;
+    low.rlim_cur = (rlim_t)lowest;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    cr_assert_lt(dup(0), 0, "the limit does not bite");
+    cr_assert_eq(errno, EMFILE);
+
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(ns_echo_roundtrip(held[i], 10), 0, "connection %d not served at EMFILE", i);
+    cl *x = cl_new("127.0.0.1", s.port);
+    cl_run(rt, 0, x);
+    cr_assert_eq(x->status, -EMFILE, "%s", atoll_error_name(x->status));
+    int rc = ns_bind(&app, &t, 0, "127.0.0.1", 0);
+    cr_assert_eq(rc, -EMFILE, "%s", atoll_error_name(rc));
+
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    x->send = "descriptors are back";
+    x->expect = strlen(x->send);
+    cl_run(rt, 0, x);
+    cr_assert_eq(x->status, 0, "%s", atoll_error_name(x->status));
+    cr_assert_eq(x->got_len, x->expect);
+    for (int i = 0; i < 3; i++)
+        close(held[i]);
+    free(x);
     sup_shutdown(rt);
 }
 

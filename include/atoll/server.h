@@ -93,7 +93,8 @@ typedef struct atoll_server_options {
 /** Why a connection failed before reaching the application. */
 typedef struct atoll_server_error {
     /** ATOLL_E_HANDSHAKE, ATOLL_E_HANDSHAKE_TIMEOUT, ATOLL_E_PEER_CLOSED,
-     *  ATOLL_E_CERTIFICATE, ATOLL_E_ALPN, or a negated errno. */
+     *  ATOLL_E_CERTIFICATE, ATOLL_E_ALPN, or a negated errno (-ENOMEM: out
+     *  of memory inside wolfSSL). */
     int code;
     /** Human-readable reason (wolfSSL's error text where there is one). */
     const char *reason;
