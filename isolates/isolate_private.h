@@ -119,6 +119,11 @@ struct atoll_isolate {
     uint32_t ndrain_hooks;
 };
 
+/* log.c: formats a line (printf-style; cut at 511 bytes) for the
+ * runtime's log callback, if there is one. Thread: the isolate's own. */
+void atoll__log(struct atoll_isolate *iso, atoll_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ring.c */
 int atoll__ring_setup(struct atoll_isolate *iso);
 void atoll__ring_release(struct atoll_isolate *iso);

@@ -140,6 +140,8 @@ struct atoll_server {
     uint32_t accept_backoff_ms;
     atoll_timer *backoff_timer;
     atoll_timer *linger_timer;
+    atoll_timer *audit_timer; /* server_audit.c: a look for foreign members */
+    bool audit_failed;        /* the look failed once (logged once) */
     uint64_t accepted_at_linger;
     uint32_t accepted_this_turn;
     uint64_t accept_turn;     /* loop turn accepted_this_turn counts for */
@@ -362,6 +364,12 @@ void atoll__conn_fail_reason(struct atoll_conn *c, int status, const char *reaso
 void atoll__conn_drain(struct atoll_conn *c, uint64_t deadline_ns);
 /* At delivery: a draining connection's on_drain becomes due. */
 void atoll__conn_drain_notify(struct atoll_conn *c);
+/* server_audit.c: while a shared server listens, a look about once a second
+ * for sockets in its group that the runtime did not open (counted in
+ * foreign_members, each new one logged once per group). */
+void atoll__server_audit_start(struct atoll_server *s);
+void atoll__server_audit_stop(struct atoll_server *s);
+
 /* The connection is going away: it no longer counts for the drain timer. */
 void atoll__conn_drain_forget(struct atoll_conn *c);
 /* The loop time `timeout_ms` from now, saturated (a drain's deadline). */

@@ -124,6 +124,7 @@ static void atoll_server_destroy(atoll_obj *o)
         atoll_timer_cancel(s->backoff_timer);
     if (s->linger_timer)
         atoll_timer_cancel(s->linger_timer);
+    atoll__server_audit_stop(s);
     if (s->wctx)
         atoll__tls_ctx_put(s->iso, s->wctx);
     if (s->sctx)
@@ -158,6 +159,7 @@ void atoll__server_release_member(struct atoll_server *s)
          * reach the kernel before the descriptor can close and be reused. */
         if (io_uring_sq_ready(&s->iso->ring))
             atoll__op_submit(s->iso);
+        atoll__server_audit_stop(s);
         atoll__listen_set_state(s->member, ATOLL_MEMBER_RETIRED);
         atoll__listen_release(s->member);
         s->released = true;
@@ -377,6 +379,7 @@ int atoll_server_start(atoll_server *s)
         return ret;
     s->state = ATOLL_SRV_STARTED;
     atoll__server_rearm(s);
+    atoll__server_audit_start(s);
     return 0;
 }
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CERT(f) NS_CERT(f)
@@ -551,22 +552,78 @@ Test(tls, closing_shared_servers_under_continuous_connects, .timeout = 120)
 }
 
 /* A foreign SO_REUSEPORT socket of the same user joining the group gets no
- * connection: the runtime's steering only picks its own members. */
-Test(tls, foreign_reuseport_socket_gets_nothing, .timeout = 60)
+ * connection: the runtime's steering only picks its own members. It is
+ * counted (foreign_members) and logged once through the log callback: a
+ * second one joining later is logged alone, after looks that saw the first
+ * again without a word. */
+typedef struct foreign_log {
+    sup_latch lines;
+    _Atomic long count;
+    char last[512];
+    pthread_mutex_t mu;
+} foreign_log;
+
+static void foreign_log_fn(atoll_log_level level, const char *line, void *user)
 {
-    atoll_runtime *rt = sup_start_n(2);
+    foreign_log *l = user;
+    if (level != ATOLL_LOG_WARNING || !strstr(line, "not opened by this runtime"))
+        return;
+    pthread_mutex_lock(&l->mu);
+    snprintf(l->last, sizeof(l->last), "%s", line);
+    pthread_mutex_unlock(&l->mu);
+    atomic_fetch_add(&l->count, 1);
+    sup_latch_signal(&l->lines);
+}
+
+static int foreign_join(uint16_t port, uint64_t *inode)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&in, sizeof(in)), 0, "the kernel lets a same-user socket join");
+    cr_assert_eq(listen(fd, 64), 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    *inode = (uint64_t)st.st_ino;
+    return fd;
+}
+
+typedef struct foreign_stats {
+    ns_server *s;
+    uint64_t foreign;
+} foreign_stats;
+
+static void foreign_stats_on(atoll_isolate *self, void *arg)
+{
+    foreign_stats *f = arg;
+    atoll_server_stats st;
+    (void)self;
+    atoll_server_stats_get(f->s->server, &st);
+    f->foreign = st.foreign_members;
+}
+
+Test(tls, foreign_reuseport_socket_gets_nothing_and_is_reported_once, .timeout = 60)
+{
+    static foreign_log log;
+    sup_latch_init(&log.lines);
+    pthread_mutex_init(&log.mu, NULL);
+    atoll_runtime_options o;
+    sup_options(&o, 2);
+    o.log = foreign_log_fn;
+    o.log_user = &log;
+    atoll_runtime *rt = sup_start(&o);
     ns_app app;
     ns_app_init(&app, rt);
     ns_server s[2];
     cr_assert_eq(ns_bind_group(&app, s, 2, "127.0.0.1"), 0);
     ns_server *a = &s[0], *b = &s[1];
-    int foreign = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    int one = 1;
-    setsockopt(foreign, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    struct sockaddr_in in = {
-        .sin_family = AF_INET, .sin_port = htons(a->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(foreign, (struct sockaddr *)&in, sizeof(in)), 0, "the kernel lets a same-user socket join");
-    cr_assert_eq(listen(foreign, 64), 0);
+    uint64_t ino1, ino2;
+    int foreign = foreign_join(a->port, &ino1);
+    cr_assert(sup_latch_wait(&log.lines, 1, SUP_WAIT_MS), "the foreign socket was never reported");
+    char want[64];
+    snprintf(want, sizeof(want), "inode %llu", (unsigned long long)ino1);
+    cr_assert_not_null(strstr(log.last, want), "%s", log.last);
     for (int i = 0; i < 60; i++) {
         int fd = ns_connect(AF_INET, "127.0.0.1", a->port);
         cr_assert_geq(fd, 0);
@@ -576,6 +633,20 @@ Test(tls, foreign_reuseport_socket_gets_nothing, .timeout = 60)
     cr_assert_lt(accept(foreign, NULL, NULL), 0, "the foreign socket received a connection");
     cr_assert_eq(errno, EAGAIN);
     cr_assert_eq(atomic_load(&a->connections) + atomic_load(&b->connections), 60);
+    int second = foreign_join(a->port, &ino2);
+    cr_assert(sup_latch_wait(&log.lines, 2, SUP_WAIT_MS), "the second foreign socket was never reported");
+    cr_assert_eq(atomic_load(&log.count), 2, "%ld lines: the first socket was reported again", atomic_load(&log.count));
+    snprintf(want, sizeof(want), "inode %llu", (unsigned long long)ino2);
+    cr_assert_not_null(strstr(log.last, want), "%s", log.last);
+    /* The server whose look found the second one counts both (the other
+     * catches up at its next look). */
+    foreign_stats fa = {.s = a}, fb = {.s = b};
+    cr_assert_eq(sup_run_on(rt, a->iso_id, foreign_stats_on, &fa), 0);
+    cr_assert_eq(sup_run_on(rt, b->iso_id, foreign_stats_on, &fb), 0);
+    uint64_t seen = fa.foreign > fb.foreign ? fa.foreign : fb.foreign;
+    cr_assert_eq(seen, 2, "foreign_members %llu and %llu", (unsigned long long)fa.foreign,
+                 (unsigned long long)fb.foreign);
+    close(second);
     close(foreign);
     sup_shutdown(rt);
 }

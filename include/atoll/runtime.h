@@ -53,6 +53,24 @@ typedef struct atoll_isolate atoll_isolate;
  */
 typedef int (*atoll_entry_fn)(atoll_isolate *self, void *arg);
 
+/** Severity of a line given to the runtime's log callback. */
+typedef enum atoll_log_level {
+    ATOLL_LOG_ERROR = 0,   /**< something failed that the host should act on */
+    ATOLL_LOG_WARNING = 1, /**< a degraded mode or an outside interference, counted too */
+    ATOLL_LOG_INFO = 2,    /**< a notable event */
+} atoll_log_level;
+
+/**
+ * Log callback (atoll_runtime_options.log): one line of text, without a
+ * trailing newline, valid only during the call. Everything logged is also
+ * counted in a stats field; the line says what and where. Called on the
+ * isolate thread that observed the event, so possibly on several threads
+ * at once: it must be thread-safe, must not block for long and must not
+ * call atoll functions that wait for an isolate. atoll never writes to
+ * stdout or stderr itself.
+ */
+typedef void (*atoll_log_fn)(atoll_log_level level, const char *line, void *user);
+
 /**
  * Exit notification: called once per isolate, on that isolate's thread, after
  * its loop ended and its ports and timers were released, with its final
@@ -140,6 +158,13 @@ typedef struct atoll_runtime_options {
     atoll_exit_fn on_exit;
     /** Passed to `on_exit`. */
     void *on_exit_user;
+    /** Optional log callback (see atoll_log_fn). Default NULL: nothing is
+     *  logged (the counters still are). Lines logged today: a socket that
+     *  is not the runtime's joined a server's SO_REUSEPORT group
+     *  (WARNING, once per socket; atoll_server_stats.foreign_members). */
+    atoll_log_fn log;
+    /** Passed to `log`. */
+    void *log_user;
 } atoll_runtime_options;
 
 /** What an isolate is doing, as seen by atoll_runtime_isolate_status(). */

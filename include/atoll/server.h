@@ -210,6 +210,11 @@ typedef struct atoll_server_stats {
     uint64_t idle_closed;      /**< connections closed by the idle timeout */
     uint64_t cap_pauses;       /**< times the isolate's connection cap steered new
                                     connections away from this server */
+    uint64_t foreign_members;  /**< sockets not opened by this runtime found in the
+                                    server's SO_REUSEPORT group at the last look
+                                    (about once a second while it listens; each
+                                    new one logged once, atoll_log_fn); steering
+                                    gives them no connection */
 } atoll_server_stats;
 
 /** Reads a server's counters. Thread: the owning isolate. */

@@ -17,16 +17,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "atoll/error.h"
 #include "runtime/base/reuseport_steer.h"
+#include "runtime/base/sock_diag.h"
 
 typedef struct listen_group listen_group;
 
 struct atoll_listen_member {
     listen_group *group;
     int fd;
+    uint64_t inode; /* of its socket: how a look at the kernel's listeners tells ours */
     atoll_member_state state;
     bool released;
     bool cpu_local; /* the request's: pinned to `cpu`, wants its SYNs */
@@ -47,6 +50,12 @@ struct listen_group {
     unsigned n;
     unsigned cap;
     unsigned released;
+    /* Sockets in the kernel's group that are not ours (another process of
+     * the same user joined): those seen at the last look, each reported
+     * once, and when that look was. */
+    uint64_t *foreign;
+    unsigned nforeign;
+    uint64_t audit_ns;
 };
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -391,6 +400,8 @@ int atoll__listen_bind(const atoll_listen_request *req, atoll_listen_member **ou
     }
     m->group = g;
     m->fd = sfd;
+    struct stat st;
+    m->inode = fstat(sfd, &st) == 0 ? (uint64_t)st.st_ino : 0;
     m->state = ATOLL_MEMBER_BOUND;
     m->cpu_local = req->cpu_local;
     m->cpu = req->cpu;
@@ -470,9 +481,78 @@ void atoll__listen_release(atoll_listen_member *m)
             free(g->members[i]);
         }
         free(g->members);
+        free(g->foreign);
         free(g);
     }
     pthread_mutex_unlock(&registry_mu);
+}
+
+static bool has_inode(const uint64_t *v, unsigned n, uint64_t ino)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (v[i] == ino)
+            return true;
+    return false;
+}
+
+static bool is_ours(const listen_group *g, uint64_t ino)
+{
+    for (unsigned i = 0; i < g->n; i++)
+        if (g->members[i]->inode == ino)
+            return true;
+    return false;
+}
+
+int atoll__listen_audit(atoll_listen_member *m, uint64_t now_ns, uint64_t min_interval_ns, atoll_listen_audit *out)
+{
+    *out = (atoll_listen_audit){0};
+    if (!m)
+        return -EINVAL;
+    pthread_mutex_lock(&registry_mu);
+    listen_group *g = m->group;
+    int rc = 0;
+    if (!g->shared || (g->audit_ns && now_ns - g->audit_ns < min_interval_ns)) {
+        out->present = g->nforeign; /* the last look's: nobody can join without SO_REUSEPORT */
+        goto done;
+    }
+    g->audit_ns = now_ns;
+    /* Room for ours and a few dozen others; a crowd beyond that is still
+     * counted (the return value), only its inodes are not all kept. */
+    uint32_t cap = g->n + 64;
+    uint64_t *seen = malloc(cap * sizeof(*seen));
+    uint64_t *foreign = malloc(cap * sizeof(*foreign));
+    if (!seen || !foreign) {
+        free(seen);
+        free(foreign);
+        rc = -ENOMEM;
+        goto done;
+    }
+    int total = atoll__sock_diag_listeners(g->family, g->addr, g->port, seen, cap);
+    if (total < 0) {
+        free(seen);
+        free(foreign);
+        rc = total;
+        goto done;
+    }
+    unsigned nf = 0, stored = (unsigned)total < cap ? (unsigned)total : cap;
+    for (unsigned i = 0; i < stored; i++) {
+        if (is_ours(g, seen[i]))
+            continue;
+        if (!has_inode(g->foreign, g->nforeign, seen[i])) {
+            if (!out->newly++)
+                out->first_new = seen[i];
+        }
+        foreign[nf++] = seen[i];
+    }
+    free(g->foreign);
+    g->foreign = foreign;
+    g->nforeign = nf;
+    out->present = nf + ((unsigned)total - stored);
+    out->looked = true;
+    free(seen);
+done:
+    pthread_mutex_unlock(&registry_mu);
+    return rc;
 }
 
 unsigned atoll__listen_live_siblings(const atoll_listen_member *m)

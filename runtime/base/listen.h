@@ -86,6 +86,25 @@ int atoll__listen_set_state(atoll_listen_member *m, atoll_member_state state);
  */
 void atoll__listen_release(atoll_listen_member *m);
 
+/* What a look at the kernel's listeners found in a member's group. */
+typedef struct atoll_listen_audit {
+    unsigned present;   /* sockets in the group that are not ours */
+    unsigned newly;     /* of those, never seen by an earlier look: report them */
+    uint64_t first_new; /* the inode of the first new one */
+    bool looked;        /* false: the last look's figures (too soon, or not shared) */
+} atoll_listen_audit;
+
+/*
+ * Looks for sockets in m's SO_REUSEPORT group that the runtime did not
+ * open (another process of the same user may join the group; steering
+ * gives it nothing, docs/listening.md). At most one look per group per
+ * `min_interval_ns` (of the monotonic `now_ns`; 0: always), whichever
+ * member asks, so each foreign socket is `newly` found once per group.
+ * Returns 0 and fills *out, or a negated errno of the kernel's inet_diag
+ * (then *out gives the last look's count).
+ */
+int atoll__listen_audit(atoll_listen_member *m, uint64_t now_ns, uint64_t min_interval_ns, atoll_listen_audit *out);
+
 /* Members of m's group other than m that are not RETIRED: a closing server
  * with live siblings drains its queue (they take new connections); the last
  * one releases at once (Dart: the last close closes the socket). */

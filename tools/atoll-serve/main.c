@@ -81,6 +81,18 @@ static int make_context(atoll_security_context **out, pem_buf *chain)
     return 0;
 }
 
+/* The runtime's log lines (a foreign socket in a listener's group, ...) go
+ * to stderr, one line each; stdio locks the stream per call. */
+static void serve_log(atoll_log_level level, const char *line, void *user)
+{
+    (void)user;
+    fprintf(stderr, "%s%s\n",
+            level == ATOLL_LOG_ERROR     ? "error: "
+            : level == ATOLL_LOG_WARNING ? "warning: "
+                                         : "",
+            line);
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv, &g.cfg);
@@ -126,6 +138,7 @@ int main(int argc, char **argv)
     ro.max_isolates = g.cap;
     ro.pin_cpus = cfg->pin_cpus || cfg->steer_cpu;
     ro.max_conns = cfg->max_conns;
+    ro.log = serve_log;
     ro.steering = cfg->steer_cpu ? ATOLL_STEERING_CPU : ATOLL_STEERING_HASH;
     if ((rc = atoll_runtime_create(&ro, &g.rt)) < 0) {
         die_rc("creating the runtime", rc);
