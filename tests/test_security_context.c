@@ -27,6 +27,8 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include "runtime/base/security_context_private.h"
+#include "runtime/base/testing.h"
 #include "runtime/base/tls_context.h"
 
 #define CERT(name) ATOLL_TEST_CERTS_DIR "/" name
@@ -903,4 +905,145 @@ Test(security_context, peer_certificate_absent)
     cr_assert_null(atoll_certificate_der(NULL, &len));
     cr_assert_eq(len, 0);
     atoll__certificate_free(NULL);
+}
+
+/* ---- key material is wiped before it is freed ---------------------------- */
+
+/* What the wipe hook saw: each region atoll__secure_zero zeroed, and whether
+ * every byte was zero when the hook ran (before the free). These tests run
+ * no server thread: only the test's own thread wipes. */
+#define MAX_WIPES 64
+static struct wipe_seen {
+    uintptr_t p; /* an address, compared after the free: kept as a number */
+    size_t len;
+    bool zero;
+} wipes[MAX_WIPES];
+static size_t nwipes;
+
+static void record_wipe(const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    bool zero = true;
+    for (size_t i = 0; i < len; i++)
+        zero = zero && b[i] == 0;
+    if (nwipes < MAX_WIPES)
+        wipes[nwipes] = (struct wipe_seen){.p = (uintptr_t)p, .len = len, .zero = zero};
+    nwipes++;
+}
+
+static void wipes_reset(void)
+{
+    nwipes = 0;
+    atoll__test_set_wipe_hook(record_wipe);
+}
+
+/* Whether a wipe of exactly [p, p + len) was seen, all zeros. */
+static bool wiped(uintptr_t p, size_t len)
+{
+    for (size_t i = 0; i < nwipes && i < MAX_WIPES; i++)
+        if (wipes[i].p == p && wipes[i].len == len)
+            return wipes[i].zero;
+    return false;
+}
+
+/* Whether some wipe of `len` bytes was seen, all zeros. */
+static bool wiped_len(size_t len)
+{
+    for (size_t i = 0; i < nwipes && i < MAX_WIPES; i++)
+        if (wipes[i].len == len && wipes[i].zero)
+            return true;
+    return false;
+}
+
+Test(security_context, key_wiped_on_release)
+{
+    atoll_security_context *ctx = server_ctx();
+    /* The stored key: decrypted DER, the context's own copy. */
+    uintptr_t key = (uintptr_t)ctx->key.data;
+    size_t key_len = ctx->key.len;
+    cr_assert_neq(key, 0);
+    cr_assert_gt(key_len, 0);
+    wipes_reset();
+    atoll_security_context_release(ctx);
+    cr_assert(wiped(key, key_len), "the stored key (%zu bytes) was not wiped before free (%zu wipes)", key_len, nwipes);
+    atoll__test_set_wipe_hook(NULL);
+}
+
+Test(security_context, replaced_and_dropped_keys_wiped)
+{
+    atoll_security_context *ctx = server_ctx();
+    uintptr_t first = (uintptr_t)ctx->key.data;
+    size_t first_len = ctx->key.len;
+    wipes_reset();
+    /* A second key replaces the first: the first is wiped. */
+    cr_assert_eq(atoll_security_context_use_private_key_file(ctx, CERT("server_key.der"), ATOLL_ENCODING_DER, NULL), 0,
+                 "%s", atoll_security_context_last_error(ctx));
+    cr_assert(wiped(first, first_len), "the replaced key was not wiped");
+    /* A chain that does not match drops the key: wiped too. */
+    uintptr_t second = (uintptr_t)ctx->key.data;
+    size_t second_len = ctx->key.len;
+    wipes_reset();
+    cr_assert_eq(atoll_security_context_use_certificate_chain_file(ctx, CERT("client1.pem"), ATOLL_ENCODING_PEM), 0,
+                 "%s", atoll_security_context_last_error(ctx));
+    cr_assert_null(ctx->key.data);
+    cr_assert(wiped(second, second_len), "the key dropped for a new chain was not wiped");
+    atoll_security_context_release(ctx);
+    atoll__test_set_wipe_hook(NULL);
+}
+
+Test(security_context, key_file_and_decoding_buffers_wiped)
+{
+    /* The file buffer of a key read from disk, whole. */
+    size_t pem_len = 0;
+    free(slurp(CERT("server_key.pem"), &pem_len));
+    atoll_security_context *ctx = new_ctx();
+    wipes_reset();
+    cr_assert_eq(atoll_security_context_use_private_key_file(ctx, CERT("server_key.pem"), ATOLL_ENCODING_PEM, NULL), 0);
+    cr_assert(wiped_len(pem_len), "the %zu-byte key file buffer was not wiped", pem_len);
+
+    /* An encrypted PKCS#8 DER key: the decryption buffer (the file's size)
+     * is wiped when the password is right and when it is wrong. */
+    size_t enc_len = 0;
+    free(slurp(CERT("server_key_encrypted.der"), &enc_len));
+    for (int pass = 0; pass < 2; pass++) {
+        const char *pw = pass == 0 ? "wrong" : PASSWORD;
+        wipes_reset();
+        int rc =
+            atoll_security_context_use_private_key_file(ctx, CERT("server_key_encrypted.der"), ATOLL_ENCODING_DER, pw);
+        cr_assert_eq(rc, pass == 0 ? ATOLL_E_TLS_MATERIAL : 0, "%s", atoll_security_context_last_error(ctx));
+        /* The file buffer, the decryption copy and (wrong password) the
+         * refused key: every one of the file's size. */
+        size_t n = 0;
+        for (size_t i = 0; i < nwipes && i < MAX_WIPES; i++)
+            n += wipes[i].len == enc_len && wipes[i].zero;
+        cr_assert_geq(n, pass == 0 ? 3u : 2u, "%s password: %zu wipes of %zu bytes", pw, n, enc_len);
+    }
+
+    /* A wrong password on an encrypted PEM key: the output buffer. */
+    size_t pem_enc_len = 0;
+    free(slurp(CERT("server_key_encrypted.pem"), &pem_enc_len));
+    wipes_reset();
+    cr_assert_eq(
+        atoll_security_context_use_private_key_file(ctx, CERT("server_key_encrypted.pem"), ATOLL_ENCODING_PEM, "wrong"),
+        ATOLL_E_TLS_MATERIAL);
+    size_t n = 0;
+    for (size_t i = 0; i < nwipes && i < MAX_WIPES; i++)
+        n += wipes[i].len == pem_enc_len && wipes[i].zero;
+    cr_assert_geq(n, 2u, "file buffer and output buffer: %zu wipes of %zu bytes", n, pem_enc_len);
+    atoll_security_context_release(ctx);
+    atoll__test_set_wipe_hook(NULL);
+}
+
+Test(security_context, ticket_master_wiped)
+{
+    atoll_ticket_keys keys;
+    cr_assert_eq(atoll__ticket_keys_init(&keys, 3600), 0);
+    bool nonzero = false;
+    for (size_t i = 0; i < sizeof(keys.master); i++)
+        nonzero = nonzero || keys.master[i] != 0;
+    cr_assert(nonzero, "the master secret was not drawn");
+    wipes_reset();
+    atoll__ticket_keys_wipe(&keys);
+    cr_assert(wiped((uintptr_t)keys.master, sizeof(keys.master)), "the ticket master secret was not wiped");
+    atoll__test_set_wipe_hook(NULL);
 }

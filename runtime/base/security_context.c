@@ -301,7 +301,7 @@ int atoll_security_context_set_min_version(atoll_security_context *ctx, atoll_tl
         if (rc_ != 0)                                                                                                  \
             return rc_;                                                                                                \
         rc_ = call;                                                                                                    \
-        explicit_bzero(buf, len);                                                                                      \
+        atoll__secure_zero(buf, len);                                                                                  \
         free(buf);                                                                                                     \
         return rc_;                                                                                                    \
     } while (0)

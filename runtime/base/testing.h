@@ -8,6 +8,7 @@
 #ifdef ATOLL_TESTING
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /**
@@ -44,6 +45,17 @@ void atoll__test_lookup_counts(atoll_test_lookup_counts *out);
 
 /** Sets `peak` back to 0. Thread: any. */
 void atoll__test_lookup_peak_reset(void);
+
+/** Called by every atoll__secure_zero, right after the wipe and before the
+ *  memory is freed or reused: `p` and `len` are the region just zeroed, still
+ *  valid for the duration of the call (so a test can read it without UB). */
+typedef void (*atoll_test_wipe_hook)(const void *p, size_t len);
+
+/**
+ * Installs `hook` (NULL removes it), process-wide. Thread: any; the hook runs
+ * on the thread that wipes, so it must be thread-safe if isolates wipe.
+ */
+void atoll__test_set_wipe_hook(atoll_test_wipe_hook hook);
 
 #endif
 #endif /* ATOLL_RUNTIME_TESTING_H */

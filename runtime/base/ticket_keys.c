@@ -47,14 +47,14 @@ int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s)
         return -EINVAL;
     WC_RNG rng;
     if (wc_InitRng(&rng) != 0) {
-        explicit_bzero(&rng, sizeof(rng));
+        atoll__secure_zero(&rng, sizeof(rng));
         return -EIO;
     }
     int rc = wc_RNG_GenerateBlock(&rng, keys->master, sizeof(keys->master));
     wc_FreeRng(&rng);
-    explicit_bzero(&rng, sizeof(rng)); /* its DRBG state produced the secret */
+    atoll__secure_zero(&rng, sizeof(rng)); /* its DRBG state produced the secret */
     if (rc != 0) {
-        explicit_bzero(keys->master, sizeof(keys->master));
+        atoll__secure_zero(keys->master, sizeof(keys->master));
         return -EIO;
     }
     keys->rotation_s = rotation_s != 0 ? rotation_s : 3600;
@@ -64,7 +64,7 @@ int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s)
 void atoll__ticket_keys_wipe(atoll_ticket_keys *keys)
 {
     if (keys != NULL)
-        explicit_bzero(keys->master, sizeof(keys->master));
+        atoll__secure_zero(keys->master, sizeof(keys->master));
 }
 
 bool atoll__tls_aes_fast(void)
@@ -127,7 +127,7 @@ static int hmac_sha256(const unsigned char *key, word32 key_len, const unsigned 
             rc = wc_HmacFinal(&hmac, out);
         wc_HmacFree(&hmac);
     }
-    explicit_bzero(&hmac, sizeof(hmac));
+    atoll__secure_zero(&hmac, sizeof(hmac));
     return rc;
 }
 
@@ -153,8 +153,8 @@ static int derive_key(const atoll_ticket_keys *keys, const unsigned char *magic,
         rc = hmac_sha256(prk, sizeof(prk), info, sizeof(info), &counter, 1, t1);
     if (rc == 0)
         memcpy(key, t1, key_len);
-    explicit_bzero(prk, sizeof(prk));
-    explicit_bzero(t1, sizeof(t1));
+    atoll__secure_zero(prk, sizeof(prk));
+    atoll__secure_zero(t1, sizeof(t1));
     return rc;
 }
 
@@ -181,8 +181,8 @@ static int aead(enum ticket_aead alg, bool seal, const unsigned char *key, const
             rc = wc_ChaCha20Poly1305_Final(&st, seal ? tag : computed);
         if (rc == 0 && !seal)
             rc = wc_ChaCha20Poly1305_CheckTag(tag, computed);
-        explicit_bzero(&st, sizeof(st));
-        explicit_bzero(computed, sizeof(computed));
+        atoll__secure_zero(&st, sizeof(st));
+        atoll__secure_zero(computed, sizeof(computed));
         return rc;
     }
     Aes aes;
@@ -197,7 +197,7 @@ static int aead(enum ticket_aead alg, bool seal, const unsigned char *key, const
         }
         wc_AesFree(&aes); /* frees, does not wipe the round keys / GHASH key */
     }
-    explicit_bzero(&aes, sizeof(aes));
+    atoll__secure_zero(&aes, sizeof(aes));
     return rc;
 }
 
@@ -249,7 +249,7 @@ int atoll__ticket_key_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAM
     int rc = derive_key(keys, key_name, epoch, key, key_len);
     if (rc == 0)
         rc = aead(alg, enc != 0, key, iv, aad, sizeof(aad), ticket, (word32)in_len, mac);
-    explicit_bzero(key, sizeof(key));
+    atoll__secure_zero(key, sizeof(key));
     if (rc != 0)
         return enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
     *out_len = in_len; /* AEAD in place: same length, tag lives in mac */

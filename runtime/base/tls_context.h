@@ -6,6 +6,7 @@
 #define ATOLL_RUNTIME_TLS_CONTEXT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <wolfssl/options.h>
@@ -28,6 +29,14 @@ typedef struct atoll_ticket_keys {
     uint8_t master[32];
     uint32_t rotation_s; /* default 3600 */
 } atoll_ticket_keys;
+
+/* Overwrites `len` bytes at `p` with zeros in a way the compiler cannot
+ * drop as a dead store (glibc's explicit_bzero): the one wipe atoll uses for
+ * private-key bytes, decrypted key material, key files and ticket secrets
+ * before their memory is freed or goes out of scope. NULL or 0: nothing.
+ * The test build reports each wipe to atoll__test_wipe_hook (testing.h).
+ * Thread: any. */
+void atoll__secure_zero(void *p, size_t len);
 
 /* Initialises wolfSSL once per process (thread-safe; wolfSSL_Init itself is
  * not). Called by runtime creation and security contexts. 0 or -ENOMEM. */
@@ -63,7 +72,8 @@ const char *atoll__tls_cipher_preference(void);
  * certificate chain and key (none set: the context still builds, and every
  * handshake fails, as in Dart A4), trusted certificates (peer verification),
  * client authority names, minimum version (TLS 1.2 default), cipher list by
- * atoll__tls_aes_fast, key-share/groups preference X25519 then P-256,
+ * atoll__tls_aes_fast, key-share/groups preference X25519 then P-256
+ * then P-384 (TLS 1.2 ECDHE limited to those and P-521),
  * session tickets sealed with `keys` (NULL: tickets off and the session
  * cache off, for --no-resumption), wolfSSL's internal session cache off
  * unless tickets are on.

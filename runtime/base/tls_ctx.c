@@ -72,6 +72,14 @@ static int apply_preferences(WOLFSSL_CTX *w)
     if (wolfSSL_CTX_set_cipher_list(w, atoll__tls_aes_fast() ? ciphers_aes_first : ciphers_chacha_first) !=
         WOLFSSL_SUCCESS)
         return ATOLL_E_TLS_MATERIAL;
+    /* TLS 1.2 ECDHE picks from the client's curves, ignoring the group list
+     * below: without this, Debian's wolfSSL took X448, secp256k1 and the
+     * brainpool curves. P-521 stays: wolfSSL's TLS 1.2 code checks an ECDSA
+     * certificate's curve against this list too (read in its source, not
+     * tested with a P-521 certificate). */
+    if (wolfSSL_CTX_set1_curves_list(w, "X25519:P-256:P-384:P-521") != WOLFSSL_SUCCESS)
+        return ATOLL_E_TLS_MATERIAL;
+    /* After the curve list, which may reset the groups: TLS 1.3 key shares. */
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
     if (wolfSSL_CTX_set_groups(w, groups, (int)(sizeof(groups) / sizeof(groups[0]))) != WOLFSSL_SUCCESS)
         return ATOLL_E_TLS_MATERIAL;

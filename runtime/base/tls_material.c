@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,14 +20,36 @@
 
 #include "atoll/error.h"
 #include "runtime/base/security_context_private.h"
+#include "runtime/base/testing.h"
 
 /* Material files are small; anything bigger is a wrong path. */
 #define MAX_MATERIAL_FILE (16u << 20)
 
+#ifdef ATOLL_TESTING
+static _Atomic(atoll_test_wipe_hook) wipe_hook;
+
+void atoll__test_set_wipe_hook(atoll_test_wipe_hook hook)
+{
+    atomic_store(&wipe_hook, hook);
+}
+#endif
+
+void atoll__secure_zero(void *p, size_t len)
+{
+    if (p == NULL || len == 0)
+        return;
+    explicit_bzero(p, len);
+#ifdef ATOLL_TESTING
+    atoll_test_wipe_hook hook = atomic_load(&wipe_hook);
+    if (hook != NULL)
+        hook(p, len);
+#endif
+}
+
 void atoll__blob_free(atoll_blob *b, bool wipe)
 {
     if (b->data != NULL && wipe)
-        explicit_bzero(b->data, b->len);
+        atoll__secure_zero(b->data, b->len);
     free(b->data);
     *b = (atoll_blob){0};
 }
@@ -100,6 +123,7 @@ int atoll__material_read_file(atoll_security_context *ctx, const char *path, uin
     if (rc == 0 && len == 0)
         rc = -EINVAL;
     if (rc != 0) {
+        atoll__secure_zero(buf, len); /* what was read may be a key */
         free(buf);
         atoll__security_context_set_error(ctx, "%s: %s", path,
                                           rc == -EINVAL ? "empty or not a regular file" : strerror(-rc));
@@ -207,7 +231,7 @@ done:
     if (pub_init)
         wc_ecc_free(&pub);
     if (priv_der != NULL) {
-        explicit_bzero(priv_der, key->len);
+        atoll__secure_zero(priv_der, key->len);
         free(priv_der);
     }
 #ifdef FP_ECC
@@ -342,12 +366,14 @@ int atoll__material_decode_key(atoll_security_context *ctx, const uint8_t *data,
          * "Proc-Type: 4,ENCRYPTED" mention ENCRYPTED. */
         encrypted = memmem(data, len, "ENCRYPTED", 9) != NULL;
         if (encrypted && password == NULL) {
-            free(der);
+            free(der); /* nothing written to it yet */
             atoll__security_context_set_error(ctx, "private key: the key is encrypted and no password was given");
             return ATOLL_E_TLS_MATERIAL;
         }
         der_len = wc_KeyPemToDer(data, (int)len, der, (int)len, password);
         if (der_len <= 0) {
+            /* A failure may come after part of the key was decoded into der. */
+            atoll__secure_zero(der, len);
             free(der);
             if (encrypted) {
                 atoll__security_context_set_error(
@@ -364,6 +390,7 @@ int atoll__material_decode_key(atoll_security_context *ctx, const uint8_t *data,
              * accepted (the password is unused), as OpenSSL does. */
             uint8_t *copy = malloc(len);
             if (copy == NULL) {
+                atoll__secure_zero(der, len);
                 free(der);
                 return -ENOMEM;
             }
@@ -371,11 +398,11 @@ int atoll__material_decode_key(atoll_security_context *ctx, const uint8_t *data,
             int n = wc_DecryptPKCS8Key(copy, (word32)len, password, (int)strlen(password));
             if (n > 0) {
                 encrypted = true;
-                explicit_bzero(der, len);
+                atoll__secure_zero(der, len);
                 memcpy(der, copy, (size_t)n);
                 der_len = n;
             }
-            explicit_bzero(copy, len);
+            atoll__secure_zero(copy, len);
             free(copy);
         }
     }
@@ -387,7 +414,7 @@ int atoll__material_decode_key(atoll_security_context *ctx, const uint8_t *data,
     int rc = w != NULL ? wolfSSL_CTX_use_PrivateKey_buffer(w, der, der_len, WOLFSSL_FILETYPE_ASN1) : -ENOMEM;
     scratch_free(w);
     if (rc != WOLFSSL_SUCCESS) {
-        explicit_bzero(der, len);
+        atoll__secure_zero(der, len);
         free(der);
         if (rc == -ENOMEM)
             return rc;

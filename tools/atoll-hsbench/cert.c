@@ -18,7 +18,7 @@
 void material_free(material *m)
 {
     if (m->key_pem != NULL)
-        memset(m->key_pem, 0, m->key_len);
+        explicit_bzero(m->key_pem, m->key_len);
     free(m->key_pem);
     free(m->cert_pem);
     m->cert_pem = m->key_pem = NULL;
@@ -32,23 +32,36 @@ int material_make(material *m, char *err, size_t errlen)
     return ephemeral_cert_make(&m->cert_pem, &m->cert_len, &m->key_pem, &m->key_len, err, errlen);
 }
 
-/* Reads a whole (small) file. 0 or a negative errno. */
+/* Frees a buffer that may hold key bytes, wiped first. */
+static void free_wiped(uint8_t *buf, size_t len)
+{
+    if (buf != NULL)
+        explicit_bzero(buf, len);
+    free(buf);
+}
+
+/* Reads a whole (small) file, which may be a private key: no stdio buffer
+ * and no realloc, which would both free copies unwiped. 0 or a negative
+ * errno. */
 static int read_small_file(const char *path, uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return -errno;
+    setvbuf(f, NULL, _IONBF, 0);
     size_t cap = 4096, len = 0;
     uint8_t *buf = malloc(cap);
     int rc = buf ? 0 : -ENOMEM;
     while (rc == 0) {
         if (len == cap) {
-            uint8_t *bigger = cap < MAX_PEM_FILE ? realloc(buf, cap * 2) : NULL;
+            uint8_t *bigger = cap < MAX_PEM_FILE ? malloc(cap * 2) : NULL;
             if (bigger == NULL) {
                 rc = cap < MAX_PEM_FILE ? -ENOMEM : -EFBIG;
                 break;
             }
+            memcpy(bigger, buf, len);
+            free_wiped(buf, len);
             buf = bigger;
             cap *= 2;
         }
@@ -62,7 +75,7 @@ static int read_small_file(const char *path, uint8_t **out, size_t *out_len)
     if (rc == 1 && len == 0)
         rc = -ENODATA;
     if (rc != 1) {
-        free(buf);
+        free_wiped(buf, len);
         return rc;
     }
     *out = buf;

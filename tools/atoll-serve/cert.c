@@ -64,7 +64,7 @@ int load_material(atoll_security_context *ctx, pem_buf *chain_out)
             return -1;
         }
         rc = atoll_security_context_use_private_key(ctx, kd, kl, guess_encoding(kd, kl), cfg->key_password);
-        memset(kd, 0, kl);
+        explicit_bzero(kd, kl);
         free(kd);
         if (rc < 0) {
             fprintf(stderr, PROG ": --key %s: %s: %s\n", cfg->key, atoll_strerror(rc),
@@ -81,7 +81,7 @@ int load_material(atoll_security_context *ctx, pem_buf *chain_out)
         rc = atoll_security_context_use_certificate_chain(ctx, cert.data, cert.len, ATOLL_ENCODING_PEM);
         if (rc == 0)
             rc = atoll_security_context_use_private_key(ctx, key.data, key.len, ATOLL_ENCODING_PEM, NULL);
-        memset(key.data, 0, key.len);
+        explicit_bzero(key.data, key.len);
         free(key.data);
         if (rc < 0) {
             fprintf(stderr, PROG ": loading the self-signed certificate: %s: %s\n", atoll_strerror(rc),

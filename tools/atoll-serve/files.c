@@ -9,9 +9,18 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "serve.h"
+
+/* Frees a buffer that may hold key bytes, wiped first. */
+static void free_wiped(uint8_t *buf, size_t len)
+{
+    if (buf)
+        explicit_bzero(buf, len);
+    free(buf);
+}
 
 int read_file(const char *path, uint8_t **data, size_t *len)
 {
@@ -20,6 +29,9 @@ int read_file(const char *path, uint8_t **data, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return -errno;
+    /* The file may be a private key: no stdio buffer (freed unwiped by
+     * fclose), and no realloc (which frees the old block unwiped). */
+    setvbuf(f, NULL, _IONBF, 0);
     size_t cap = 4096, n = 0;
     uint8_t *buf = malloc(cap + 1);
     for (;;) {
@@ -32,22 +44,23 @@ int read_file(const char *path, uint8_t **data, size_t *len)
         if (n < cap) {
             if (ferror(f)) {
                 int e = errno ? errno : EIO;
-                free(buf);
+                free_wiped(buf, n);
                 fclose(f);
                 return -e;
             }
             break;
         }
         if (cap > (64u << 20)) {
-            free(buf);
+            free_wiped(buf, n);
             fclose(f);
             return -EFBIG;
         }
-        cap *= 2;
-        uint8_t *nb = realloc(buf, cap + 1);
-        if (!nb)
-            free(buf);
+        uint8_t *nb = malloc(cap * 2 + 1);
+        if (nb)
+            memcpy(nb, buf, n);
+        free_wiped(buf, n);
         buf = nb;
+        cap *= 2;
     }
     fclose(f);
     buf[n] = '\0';

@@ -90,18 +90,22 @@ int ephemeral_cert_make(uint8_t **cert_pem, size_t *cert_len, uint8_t **key_pem,
 #undef WC_STEP
 out:
     if (key_ok)
-        wc_ecc_free(&key);
+        wc_ecc_free(&key); /* zeroes the private scalar */
     if (rng_ok)
         wc_FreeRng(&rng);
+    /* explicit_bzero, not memset: a store just before free() is dead to
+     * the compiler and may be dropped. */
+    explicit_bzero(&key, sizeof(key));
+    explicit_bzero(&rng, sizeof(rng)); /* its DRBG state made the key */
     if (kder) {
-        memset(kder, 0, KEY_DER_CAP);
+        explicit_bzero(kder, KEY_DER_CAP);
         free(kder);
     }
     free(der);
     free(cert);
     if (ret < 0) {
         if (*key_pem != NULL)
-            memset(*key_pem, 0, KEY_PEM_CAP); /* a key may have been written */
+            explicit_bzero(*key_pem, KEY_PEM_CAP); /* a key may have been written */
         free(*key_pem);
         free(*cert_pem);
         *cert_pem = *key_pem = NULL;
