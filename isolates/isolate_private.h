@@ -41,7 +41,7 @@ typedef struct atoll_isolate_counters {
     atoll_stat loop_turns, cqes, cq_overflows, wakeups_ring, wakeups_eventfd, messages_delivered, messages_dropped,
         tasks_run, timers_fired, wake_errors, recv_enobufs, net_accepted, net_handshakes, net_handshake_errors,
         net_bytes_in, net_bytes_out, sq_flushes, sq_deferred, submit_errors, cqe_errors, sockopt_errors,
-        net_drain_closed, net_idle_closed;
+        net_drain_closed, net_idle_closed, ring_release_deferred;
 } atoll_isolate_counters;
 
 struct atoll_timer;
@@ -79,6 +79,12 @@ struct atoll_isolate {
 
     /* [any] wakeups and control */
     _Atomic int wake_pending;
+    /* Set before this isolate prepares a MSG_RING wakeup (naming another
+     * isolate's ring descriptor), cleared once its SQ is submitted empty:
+     * an exiting isolate waits for it to clear on every other isolate
+     * before it closes its ring (runtime.c, atoll__isolate_exited). */
+    _Atomic int wake_sqes;
+    bool ran; /* under rt->lock: reached RUNNING (a later exit is not a setup error) */
     _Atomic unsigned control;
     _Atomic uint64_t drain_timeout_ms; /* written before ATOLL_CTL_DRAIN is set */
     atoll_gate inbox_gate;             /* generation 0, open while running */
@@ -110,7 +116,7 @@ struct atoll_isolate {
     struct atoll_timer *timer_free; /* recycled timer objects */
 
     struct atoll_net *net;      /* servers and connections; NULL until a bind */
-    struct atoll_net *net_keep; /* after teardown: buffer ring until join */
+    struct atoll_net *net_keep; /* after teardown: what ring_release frees with the ring */
 
     struct {
         atoll_drain_fn fn;
@@ -146,6 +152,13 @@ void atoll__set_current(struct atoll_isolate *iso);
 /* wake.c: makes `target` run its inbox and ports at its next turn; a burst
  * of wakeups coalesces into one. Thread: any. */
 void atoll__wake(struct atoll_isolate *target);
+/* After a submit: with the SQ empty, no MSG_RING wakeup of ours is left
+ * unsubmitted (the kernel took its reference to the target's ring). */
+static inline void atoll__wake_sqes_done(struct atoll_isolate *iso)
+{
+    if (atomic_load_explicit(&iso->wake_sqes, memory_order_relaxed) && !io_uring_sq_ready(&iso->ring))
+        atomic_store_explicit(&iso->wake_sqes, 0, memory_order_release);
+}
 /* wake.c: the eventfd wakeup, the fallback after a failed MSG_RING.
  * Thread: any. */
 void atoll__wake_eventfd(struct atoll_isolate *target);

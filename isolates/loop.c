@@ -113,6 +113,7 @@ static void atoll_turn(struct atoll_isolate *iso)
      * (DEFER_TASKRUN needs an enter with GETEVENTS), nothing sleeps. */
     struct io_uring_cqe *cqe;
     int ret = io_uring_submit_and_wait_timeout(&iso->ring, &cqe, 1, tsp, NULL);
+    atoll__wake_sqes_done(iso);
     /* -ETIME and -EINTR are ordinary wake reasons; -EBUSY/-EAGAIN leave the
      * SQEs queued for the next turn (CQ pressure); anything else is counted. */
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN)

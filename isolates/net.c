@@ -239,13 +239,12 @@ void atoll__net_teardown(struct atoll_isolate *iso)
     free(net->tls_ctxs);
     atoll_pool_drain(&net->out_pool);
     atoll_pool_drain(&net->out_small_pool);
-    /* The ring itself stays open until join (a late MSG_RING must never hit
-     * a closed descriptor), but what it holds for the network goes now: no
-     * op is live any more, so the buffer ring and the file table are
-     * unregistered and freed here. An isolate retired while the runtime
-     * serves (live scaling) then keeps only its ring's queues until join.
-     * Should the kernel refuse an unregister, the memory stays until join
-     * (ring_release frees it then). */
+    /* What the ring holds for the network goes now: no op is live any
+     * more, so the buffer ring and the file table are unregistered and
+     * freed here; the ring itself closes right after the loop, once no
+     * other isolate can still name it (runtime.c, atoll_release_early).
+     * Should the kernel refuse an unregister, the memory stays until the
+     * ring goes (ring_release frees it then). */
     if (net->bufs.ready && io_uring_unregister_buf_ring(&iso->ring, net->bufs.bgid) == 0) {
         free(net->bufs.base);
         munmap(net->bufs.br, net->bufs.ring_bytes);

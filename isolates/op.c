@@ -57,6 +57,7 @@ int atoll__op_submit(struct atoll_isolate *iso)
     do
         ret = io_uring_submit(&iso->ring);
     while (ret == -EINTR);
+    atoll__wake_sqes_done(iso);
     if (ret < 0 && ret != -EBUSY && ret != -EAGAIN)
         atoll_stat_add(&iso->stats.submit_errors, 1);
     return ret;
@@ -214,6 +215,7 @@ int atoll__ops_shutdown(struct atoll_isolate *iso, uint32_t timeout_ms)
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {0, 10 * 1000000};
         int ret = io_uring_submit_and_wait_timeout(&iso->ring, &cqe, 1, &ts, NULL);
+        atoll__wake_sqes_done(iso);
         if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY)
             atoll_stat_add(&iso->stats.submit_errors, 1);
         atoll__ops_reap(iso, atoll_op_account_only);

@@ -29,14 +29,21 @@ void atoll__wake(struct atoll_isolate *target)
 {
     if (atomic_exchange(&target->wake_pending, 1))
         return;
-    /* Before its ring is ready the target has not waited yet: it checks
-     * wake_pending before its first wait, and its descriptors may not exist. */
-    if (atomic_load_explicit(&target->state, memory_order_acquire) != ATOLL_ISOLATE_RUNNING)
-        return;
     struct atoll_isolate *self = atoll_isolate_current();
     if (self == target)
         return; /* the loop checks wake_pending before it sleeps */
-    if (self && self->rt == target->rt) {
+    bool by_ring = self && self->rt == target->rt && self->ring_ready;
+    /* Announce the SQE before looking at the target's state (both seq_cst):
+     * a target that stops RUNNING either is seen so here, or sees the flag
+     * and waits for our submit before closing the descriptor we name. */
+    if (by_ring)
+        atomic_store(&self->wake_sqes, 1);
+    /* Before its ring is ready the target has not waited yet: it checks
+     * wake_pending before its first wait, and its descriptors may not exist.
+     * After its loop it needs no wakeup, and its descriptors may be gone. */
+    if (atomic_load(&target->state) != ATOLL_ISOLATE_RUNNING)
+        return;
+    if (by_ring) {
         struct io_uring_sqe *sqe;
         if (atoll__op_reserve(self, &sqe, 1) == 0) {
             io_uring_prep_msg_ring(sqe, target->ring_fd, 0, atoll_ud_make(ATOLL_UD_WAKE, self->id), 0);
@@ -50,10 +57,15 @@ void atoll__wake(struct atoll_isolate *target)
     atoll_wake_eventfd(target);
 }
 
-/* Fallback after a failed MSG_RING, from the loop (counted there). */
+/* Fallback after a failed MSG_RING, from the loop (counted there), long
+ * after the gate that let the wakeup's sender in: go through the target's
+ * inbox gate again, which closes before the target's eventfd does. */
 void atoll__wake_eventfd(struct atoll_isolate *target)
 {
+    if (!atoll_gate_enter(&target->inbox_gate, 0))
+        return; /* exiting: nothing left to wake */
     atoll_wake_eventfd(target);
+    atoll_gate_leave(&target->inbox_gate);
 }
 
 /* A sender that finds its destination full is about to wait for it: push

@@ -169,7 +169,7 @@ static int atoll_wait_ready(atoll_runtime *rt, struct atoll_isolate *iso)
 {
     while (atomic_load(&iso->state) == ATOLL_ISOLATE_STARTING)
         pthread_cond_wait(&rt->cond, &rt->lock);
-    if (atomic_load(&iso->state) == ATOLL_ISOLATE_EXITED && !iso->ring_ready && iso->status < 0)
+    if (atomic_load(&iso->state) == ATOLL_ISOLATE_EXITED && !iso->ran && iso->status < 0)
         return iso->status;
     return 0;
 }
@@ -349,7 +349,18 @@ int atoll_runtime_retire(atoll_runtime *rt, uint32_t id, uint64_t timeout_ms)
                 atomic_load(&iso->state) != ATOLL_ISOLATE_EXITED)
                 ret = ATOLL_E_TIMEDOUT;
     }
+    /* Exited: join its thread now, not at atoll_runtime_join, so a retired
+     * isolate leaves no stack behind. Taken under the lock so join skips
+     * it; joined outside, since the thread takes the lock on its way out. */
+    bool join = ret == 0 && iso->thread_started;
+    pthread_t th = {0};
+    if (join) {
+        th = iso->thread;
+        iso->thread_started = false;
+    }
     pthread_mutex_unlock(&rt->lock);
+    if (join)
+        pthread_join(th, NULL);
     pthread_mutex_unlock(&rt->scale_mu);
     return ret;
 }
@@ -408,6 +419,7 @@ int atoll_runtime_isolate_stats(atoll_runtime *rt, uint32_t id, atoll_isolate_st
     ATOLL_READ_STAT(sockopt_errors);
     ATOLL_READ_STAT(net_drain_closed);
     ATOLL_READ_STAT(net_idle_closed);
+    ATOLL_READ_STAT(ring_release_deferred);
 #undef ATOLL_READ_STAT
     return 0;
 }
@@ -531,6 +543,7 @@ void atoll_runtime_info_get(const atoll_runtime *rt, atoll_runtime_info *out)
 void atoll__isolate_ready(atoll_runtime *rt, struct atoll_isolate *iso)
 {
     pthread_mutex_lock(&rt->lock);
+    iso->ran = true;
     atomic_store_explicit(&iso->state, ATOLL_ISOLATE_RUNNING, memory_order_release);
     pthread_cond_broadcast(&rt->cond);
     /* Start-up barrier, before the loop runs: not a wait inside the loop. */
@@ -539,11 +552,56 @@ void atoll__isolate_ready(atoll_runtime *rt, struct atoll_isolate *iso)
     pthread_mutex_unlock(&rt->lock);
 }
 
+/* How long an exiting isolate waits for the others to submit wakeups that
+ * name its ring before it gives up and leaves the ring to join. */
+#define ATOLL_RING_RELEASE_WAIT_MS 1000
+
+/* On the exiting isolate's thread, after its loop and teardown: closes its
+ * ring and eventfd and frees its buffers now rather than at join, so a
+ * host that adds and retires isolates for days holds nothing per retired
+ * one but the isolate object. Who could still use the descriptors:
+ * - a MSG_RING SQE another isolate prepared while we were RUNNING and has
+ *   not submitted yet: each announces it (wake_sqes, set before it reads
+ *   our state) until its SQ is submitted empty; we wait for every
+ *   announcement to clear (bounded: past it the ring stays until join);
+ * - eventfd writers: they hold our inbox gate or a port gate (both closed
+ *   and quiet after the teardown) or rt->lock (signal_one, which checks
+ *   EXITED, stored under that lock). */
+static void atoll_release_early(atoll_runtime *rt, struct atoll_isolate *iso)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t give_up = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + ATOLL_RING_RELEASE_WAIT_MS;
+    uint32_t n = atomic_load(&rt->isolate_count);
+    for (uint32_t i = 0; i < n; i++) {
+        struct atoll_isolate *other = rt->isolates[i];
+        if (other == iso)
+            continue;
+        /* An exited isolate submitted or discarded its SQ with its ring. */
+        while (atomic_load(&other->wake_sqes) && atomic_load(&other->state) != ATOLL_ISOLATE_EXITED) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 >= give_up) {
+                atoll_stat_add(&iso->stats.ring_release_deferred, 1);
+                return;
+            }
+            struct timespec ts = {0, 100 * 1000}; /* its next submit is at most a turn away */
+            nanosleep(&ts, NULL);
+        }
+    }
+    atoll__ring_release(iso);
+}
+
 void atoll__isolate_exited(atoll_runtime *rt, struct atoll_isolate *iso)
 {
     /* The status is final before anyone hears of the exit; `alive` drops only
-     * after on_exit returned, so drain and join also wait for the callback. */
-    atomic_store_explicit(&iso->state, ATOLL_ISOLATE_EXITED, memory_order_release);
+     * after on_exit returned, so drain and join also wait for the callback.
+     * EXITED is stored under rt->lock: a signal_one holding it is never
+     * between its check and its eventfd write when the ring goes. */
+    pthread_mutex_lock(&rt->lock);
+    atomic_store(&iso->state, ATOLL_ISOLATE_EXITED);
+    pthread_mutex_unlock(&rt->lock);
+    if (iso->ran)
+        atoll_release_early(rt, iso);
     if (rt->opts.on_exit)
         rt->opts.on_exit(rt, iso->id, iso->status, rt->opts.on_exit_user);
     pthread_mutex_lock(&rt->lock);

@@ -11,8 +11,6 @@
 #   --isolates N      server isolates at start (default 2)
 #   --bin DIR         atoll-serve and atoll-load (default build/release/tools)
 #   --no-scaling      pause and resume only; no isolate added or retired
-#                     (each retired isolate keeps its ring until the process
-#                     ends: docs/reliability.md; CI runs this way)
 #   --out DIR         where the samples, the PNG and the logs go
 #                     (default build/soak/<timestamp>)
 #   -h, --help        this text

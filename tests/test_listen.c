@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -677,12 +678,54 @@ Test(listen, steer_retired_gets_nothing, .timeout = 60)
     cr_assert_eq(counts[0], 0, "retired member got %d", counts[0]);
     cr_assert_gt(counts[1], 0);
     cr_assert_gt(counts[2], 0);
-    /* Released but kept open until teardown: still steered away. */
+    /* Released: its socket is closed at once (the kernel moves the group's
+     * last socket, s[2], into its index, and steering follows), and every
+     * connection still reaches one of the two others, both of them. */
     atoll__listen_release(s[0].m);
     s[0].m = NULL;
-    spread("127.0.0.1", s[0].port, fds, 3, 30, counts);
-    cr_assert_eq(counts[0], 0);
+    cr_assert_eq(fcntl(fds[0], F_GETFD), -1, "the released member's socket is still open");
+    cr_assert_eq(errno, EBADF);
+    spread("127.0.0.1", s[0].port, fds + 1, 2, 60, counts);
+    cr_assert_gt(counts[0], 0, "s[1] got none");
+    cr_assert_gt(counts[1], 0, "s[2], moved into index 0, got none");
     release_all(s + 1, 2);
+    cr_assert_eq(atoll__listen_registry_size(), 0);
+}
+
+/* Members released in the middle, at the tail and last of the ACTIVE ones:
+ * each socket closes once another ACTIVE member can take the moved index
+ * (the last ACTIVE one at the tail keeps a released socket open until the
+ * group ends), and connections always reach a live member. */
+Test(listen, released_members_close_while_the_group_lives, .timeout = 60)
+{
+    srv s[4];
+    int fds[4], counts[4];
+    group_of("127.0.0.1", false, s, 4, fds);
+    const atoll_member_state st[4] = {ATOLL_MEMBER_ACTIVE, ATOLL_MEMBER_ACTIVE, ATOLL_MEMBER_ACTIVE,
+                                      ATOLL_MEMBER_ACTIVE};
+    set_states(s, st, 4);
+    cr_assert_eq(atoll__listen_set_state(s[1].m, ATOLL_MEMBER_RETIRED), 0);
+    atoll__listen_release(s[1].m); /* middle: s[3] moves into index 1 */
+    cr_assert_eq(fcntl(fds[1], F_GETFD), -1);
+    int live[3] = {fds[0], fds[2], fds[3]};
+    spread("127.0.0.1", s[0].port, live, 3, 90, counts);
+    for (int i = 0; i < 3; i++)
+        cr_assert_gt(counts[i], 0, "live member %d got none", i);
+    /* s[2] is now the tail: it goes without moving anyone. */
+    cr_assert_eq(atoll__listen_set_state(s[2].m, ATOLL_MEMBER_RETIRED), 0);
+    atoll__listen_release(s[2].m);
+    cr_assert_eq(fcntl(fds[2], F_GETFD), -1);
+    int two[2] = {fds[0], fds[3]};
+    spread("127.0.0.1", s[0].port, two, 2, 60, counts);
+    cr_assert_gt(counts[0], 0);
+    cr_assert_gt(counts[1], 0);
+    /* s[0] at index 0 with s[3], the last ACTIVE one, at the tail: kept. */
+    cr_assert_eq(atoll__listen_set_state(s[0].m, ATOLL_MEMBER_RETIRED), 0);
+    atoll__listen_release(s[0].m);
+    cr_assert_neq(fcntl(fds[0], F_GETFD), -1, "closing it would have moved the only live member");
+    spread("127.0.0.1", s[0].port, &fds[3], 1, 20, counts);
+    cr_assert_eq(counts[0], 20);
+    atoll__listen_release(s[3].m);
     cr_assert_eq(atoll__listen_registry_size(), 0);
 }
 

@@ -217,35 +217,39 @@ typedef struct atoll_runtime_info {
 
 /** Per-isolate counters, from atoll_runtime_isolate_stats(). */
 typedef struct atoll_isolate_stats {
-    uint64_t loop_turns;           /**< event loop iterations */
-    uint64_t cqes;                 /**< completions reaped */
-    uint64_t cq_overflows;         /**< turns that found the CQ overflowed */
-    uint64_t wakeups_ring;         /**< wakeups received through MSG_RING */
-    uint64_t wakeups_eventfd;      /**< wakeups received from host threads */
-    uint64_t messages_delivered;   /**< port messages handed to callbacks */
-    uint64_t messages_dropped;     /**< messages released unread (port closed, stop) */
-    uint64_t tasks_run;            /**< submitted tasks executed here */
-    uint64_t timers_fired;         /**< timer callbacks run */
-    uint64_t wake_errors;          /**< MSG_RING or eventfd wakeups that failed */
-    uint64_t recv_enobufs;         /**< receives that found the buffer ring empty
-                                        (flow control: parked, re-armed later) */
-    uint64_t net_accepted;         /**< connections accepted by this isolate's servers */
-    uint64_t net_handshakes;       /**< connections delivered by its servers */
-    uint64_t net_handshake_errors; /**< connections its servers reported to on_error */
-    uint64_t net_bytes_in;         /**< wire bytes received, all its connections */
-    uint64_t net_bytes_out;        /**< wire bytes sent, all its connections */
-    uint64_t sq_flushes;           /**< submissions forced by a short SQ mid-turn */
-    uint64_t sq_deferred;          /**< operations deferred to the next turn (SQ
-                                        still short after a flush); none is dropped */
-    uint64_t submit_errors;        /**< io_uring submissions that failed (other than
-                                        EINTR/EBUSY/EAGAIN, which are retried) */
-    uint64_t cqe_errors;           /**< completions of an unknown kind or with an
-                                        unexpected error (a failed cancel or close),
-                                        and teardowns that timed out waiting for
-                                        cancelled ops */
-    uint64_t sockopt_errors;       /**< socket options set through the ring that failed */
-    uint64_t net_drain_closed;     /**< connections closed at a drain's deadline */
-    uint64_t net_idle_closed;      /**< connections closed by an idle timeout */
+    uint64_t loop_turns;            /**< event loop iterations */
+    uint64_t cqes;                  /**< completions reaped */
+    uint64_t cq_overflows;          /**< turns that found the CQ overflowed */
+    uint64_t wakeups_ring;          /**< wakeups received through MSG_RING */
+    uint64_t wakeups_eventfd;       /**< wakeups received from host threads */
+    uint64_t messages_delivered;    /**< port messages handed to callbacks */
+    uint64_t messages_dropped;      /**< messages released unread (port closed, stop) */
+    uint64_t tasks_run;             /**< submitted tasks executed here */
+    uint64_t timers_fired;          /**< timer callbacks run */
+    uint64_t wake_errors;           /**< MSG_RING or eventfd wakeups that failed */
+    uint64_t recv_enobufs;          /**< receives that found the buffer ring empty
+                                         (flow control: parked, re-armed later) */
+    uint64_t net_accepted;          /**< connections accepted by this isolate's servers */
+    uint64_t net_handshakes;        /**< connections delivered by its servers */
+    uint64_t net_handshake_errors;  /**< connections its servers reported to on_error */
+    uint64_t net_bytes_in;          /**< wire bytes received, all its connections */
+    uint64_t net_bytes_out;         /**< wire bytes sent, all its connections */
+    uint64_t sq_flushes;            /**< submissions forced by a short SQ mid-turn */
+    uint64_t sq_deferred;           /**< operations deferred to the next turn (SQ
+                                         still short after a flush); none is dropped */
+    uint64_t submit_errors;         /**< io_uring submissions that failed (other than
+                                         EINTR/EBUSY/EAGAIN, which are retried) */
+    uint64_t cqe_errors;            /**< completions of an unknown kind or with an
+                                         unexpected error (a failed cancel or close),
+                                         and teardowns that timed out waiting for
+                                         cancelled ops */
+    uint64_t sockopt_errors;        /**< socket options set through the ring that failed */
+    uint64_t net_drain_closed;      /**< connections closed at a drain's deadline */
+    uint64_t net_idle_closed;       /**< connections closed by an idle timeout */
+    uint64_t ring_release_deferred; /**< 1 when, at its exit, another isolate kept a
+                                         wakeup naming this ring unsubmitted for 1 s:
+                                         the ring and eventfd were closed at
+                                         atoll_runtime_join instead (else at exit) */
 } atoll_isolate_stats;
 
 /**

@@ -32,6 +32,7 @@ struct atoll_listen_member {
     uint64_t inode; /* of its socket: how a look at the kernel's listeners tells ours */
     atoll_member_state state;
     bool released;
+    bool moving;    /* reclaim(): about to move into a closed member's index, steered nothing */
     bool cpu_local; /* the request's: pinned to `cpu`, wants its SYNs */
     uint32_t cpu;
     bool drops_syns; /* its socket filter drops new SYNs (no live member was left) */
@@ -289,7 +290,7 @@ static int steer(listen_group *g)
     unsigned n = 0, nlocal = 0;
     for (unsigned i = 0; i < g->n; i++) {
         const atoll_listen_member *m = g->members[i];
-        if (m->state != ATOLL_MEMBER_ACTIVE)
+        if (m->state != ATOLL_MEMBER_ACTIVE || m->moving)
             continue;
         idx[n++] = i;
         if (m->cpu_local && sole_local_member(g, m->cpu) == (int)i)
@@ -297,7 +298,8 @@ static int steer(listen_group *g)
     }
     if (n == 0)
         for (unsigned i = 0; i < g->n; i++)
-            if (g->members[i]->state == ATOLL_MEMBER_BOUND || g->members[i]->state == ATOLL_MEMBER_PAUSED)
+            if ((g->members[i]->state == ATOLL_MEMBER_BOUND || g->members[i]->state == ATOLL_MEMBER_PAUSED) &&
+                !g->members[i]->moving)
                 idx[n++] = i;
     int rc = atoll__steer_attach(g->members[0]->fd, idx, n, local, nlocal);
     free(idx);
@@ -454,6 +456,58 @@ int atoll__listen_set_state(atoll_listen_member *m, atoll_member_state state)
     return rc;
 }
 
+static void close_member(listen_group *g, unsigned i)
+{
+    /* shutdown() takes a listener out of its group at once, even while an
+     * accept op of the ring still holds a reference to the file (its
+     * cancel may not have completed yet); close() alone would leave it at
+     * index i until that reference goes, and steering would count wrong. */
+    shutdown(g->members[i]->fd, SHUT_RDWR);
+    close(g->members[i]->fd);
+    free(g->members[i]);
+    g->released--;
+}
+
+/* Closes the sockets of released members while their group lives on, so a
+ * host that retires and adds isolates for days does not keep one listening
+ * socket per retired member. Closing kernel index i moves the group's last
+ * socket into i: a released member at the tail just goes; one elsewhere
+ * goes once the tail member, steered nothing for the moment, can take its
+ * index (steer, close, re-steer with the tail at i). Skipped while the tail
+ * is the only ACTIVE member (its share could not go elsewhere meanwhile) or
+ * while a foreign socket is in the group (its indices are not ours to
+ * know); a later release tries again. Under registry_mu. */
+static void reclaim(listen_group *g)
+{
+    for (;;) {
+        while (g->n > 1 && g->members[g->n - 1]->released)
+            close_member(g, --g->n);
+        unsigned i = 0;
+        while (i + 1 < g->n && !g->members[i]->released)
+            i++;
+        if (i + 1 >= g->n || g->nforeign)
+            return;
+        atoll_listen_member *tail = g->members[g->n - 1];
+        unsigned others = 0;
+        for (unsigned k = 0; k + 1 < g->n; k++)
+            others += g->members[k]->state == ATOLL_MEMBER_ACTIVE;
+        if (!others)
+            return;
+        tail->moving = true;
+        if (steer(g) != 0) {
+            tail->moving = false;
+            return; /* the previous program stays: nothing moved */
+        }
+        close_member(g, i);
+        g->members[i] = tail;
+        g->n--;
+        tail->moving = false;
+        /* On failure the tail stays steered nothing until the group's next
+         * change re-steers (the others take its share meanwhile). */
+        (void)steer(g);
+    }
+}
+
 void atoll__listen_release(atoll_listen_member *m)
 {
     if (!m)
@@ -472,6 +526,7 @@ void atoll__listen_release(atoll_listen_member *m)
             m->state = ATOLL_MEMBER_RETIRED;
             (void)steer(g);
         }
+        reclaim(g);
     } else {
         unlink_group(g);
         /* Reverse join order: each close removes the group's last index,

@@ -24,9 +24,11 @@
  *   never of a RETIRED member or of a socket that is not ours (a foreign
  *   process joining the group gets nothing). The program is rebuilt and
  *   re-attached on every state change.
- * - The kernel moves the group's last socket into a closed member's index,
- *   so a retired member's socket stays open (steered away) until the whole
- *   group is torn down, when every member is retired: then all its sockets
+ * - The kernel moves the group's last socket into a closed member's index:
+ *   a released member's socket is closed while the group lives on by
+ *   moving the tail member into its index (steered nothing meanwhile), or
+ *   stays (steered away) when that cannot be done safely (listen.c,
+ *   reclaim); when every member is released all the sockets
  *   are closed and the entry removed, synchronously.
  */
 #ifndef ATOLL_RUNTIME_LISTEN_H
