@@ -428,6 +428,41 @@ Test(scaling, add_joins_and_retire_leaves, .timeout = 60)
     sup_shutdown(rt);
 }
 
+/* Adding and retiring isolates for long leaves nothing per retired one: its
+ * ring, eventfd and listener socket close with it (the descriptor count is
+ * back to the baseline after every retire), while the group keeps serving
+ * on the members that moved. */
+Test(scaling, retired_isolates_leave_no_descriptors, .timeout = 60)
+{
+    atoll_runtime *rt = sup_start_n(2);
+    per_iso p;
+    memset(&p, 0, sizeof(p));
+    atoll_server_callbacks cb = {.on_connection = count_conn};
+    atoll_listener *l;
+    cr_assert_eq(atoll_runtime_listen(rt, "127.0.0.1", 0, NULL, NULL, &cb, &p, &l), 0);
+    uint16_t port = atoll_listener_port(l);
+    int baseline = sup_fd_count();
+    uint32_t oldest = 0;
+    for (int cycle = 0; cycle < 5; cycle++) {
+        uint32_t id = 0;
+        cr_assert_eq(atoll_runtime_add_isolate(rt, &id), 0);
+        cr_assert_gt(sup_fd_count(), baseline, "an added isolate opens its ring and listener");
+        for (int i = 0; i < 30; i++) {
+            uint32_t chosen;
+            cr_assert_eq(atoll_runtime_submit(rt, ATOLL_POOL_ROUND_ROBIN, nothing_task, NULL, NULL, NULL, &chosen), 0);
+            cr_assert(served(port), "cycle %d, connection %d", cycle, i);
+        }
+        cr_assert_eq(atoll_runtime_retire(rt, oldest++, 2000), 0);
+        int now = sup_fd_count();
+        cr_assert_eq(now, baseline, "cycle %d: %d descriptors after the retire, %d before the add", cycle, now,
+                     baseline);
+    }
+    for (int i = 0; i < 50; i++)
+        cr_assert(served(port), "after the cycles, connection %d", i);
+    cr_assert_eq(atoll_listener_close(l), 0);
+    sup_shutdown(rt);
+}
+
 static void ignore_message(atoll_receive_port *port, atoll_message *msg, void *user)
 {
     (void)port;
