@@ -166,6 +166,18 @@ Test(overload, idle_connections_are_closed_busy_ones_kept, .timeout = 60)
     sup_shutdown(rt);
 }
 
+/* Loop turns of isolates 0..n-1 together. */
+static uint64_t all_turns(atoll_runtime *rt, uint32_t n)
+{
+    uint64_t t = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        atoll_isolate_stats st;
+        atoll_runtime_isolate_stats(rt, i, &st);
+        t += st.loop_turns;
+    }
+    return t;
+}
+
 /* At its connection cap an isolate's member is steered away, so the
  * group's others take new connections: four isolates capped at one
  * connection each serve four held connections (with hash steering alone,
@@ -192,23 +204,14 @@ Test(overload, connection_cap_steers_to_other_isolates, .timeout = 60)
     for (int i = 0; i < 4; i++)
         cr_assert_eq(atomic_load(&s[i].connections), 1, "isolate %d has %ld connections", i,
                      atomic_load(&s[i].connections));
-    uint64_t turns0 = 0, turns1 = 0;
-    for (uint32_t i = 0; i < 4; i++) {
-        atoll_isolate_stats st;
-        atoll_runtime_isolate_stats(rt, i, &st);
-        turns0 += st.loop_turns;
-    }
+    uint64_t turns0 = all_turns(rt, 4);
     fds[4] = ns_connect(AF_INET, "127.0.0.1", s[0].port);
     cr_assert_geq(fds[4], 0);
     cr_assert_eq(send(fds[4], "0123456789", 10, MSG_NOSIGNAL), 10);
     struct timespec ts = {0, 500 * 1000000L}; /* a capped loop must stay asleep meanwhile */
     nanosleep(&ts, NULL);
-    for (uint32_t i = 0; i < 4; i++) {
-        atoll_isolate_stats st;
-        atoll_runtime_isolate_stats(rt, i, &st);
-        turns1 += st.loop_turns;
-    }
-    cr_assert_lt(turns1 - turns0, 200, "%llu loop turns in 0.5 s at the cap", (unsigned long long)(turns1 - turns0));
+    uint64_t turns = all_turns(rt, 4) - turns0;
+    cr_assert_lt(turns, 200, "%llu loop turns in 0.5 s at the cap", (unsigned long long)turns);
     /* It waits in the queue of the member the kernel picked among the
      * capped ones, so that isolate must get a slot back: all do. */
     for (int i = 0; i < 4; i++)
@@ -223,16 +226,6 @@ Test(overload, connection_cap_steers_to_other_isolates, .timeout = 60)
 /* The runtime-wide cap (max_conns): two isolates, three connections in
  * all. The first three are served wherever they land; a fourth waits with
  * every loop asleep and is served once one of the three closes. */
-static uint64_t all_turns(atoll_runtime *rt, uint32_t n)
-{
-    uint64_t t = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        atoll_isolate_stats st;
-        atoll_runtime_isolate_stats(rt, i, &st);
-        t += st.loop_turns;
-    }
-    return t;
-}
 
 Test(overload, runtime_connection_cap_holds_across_isolates, .timeout = 60)
 {
