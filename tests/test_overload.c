@@ -226,7 +226,6 @@ Test(overload, connection_cap_steers_to_other_isolates, .timeout = 60)
 /* The runtime-wide cap (max_conns): two isolates, three connections in
  * all. The first three are served wherever they land; a fourth waits with
  * every loop asleep and is served once one of the three closes. */
-
 Test(overload, runtime_connection_cap_holds_across_isolates, .timeout = 60)
 {
     atoll_runtime_options o;
