@@ -7,11 +7,7 @@
 #ifndef ATOLL_ATOLL_H
 #define ATOLL_ATOLL_H
 
-#define ATOLL_VERSION_MAJOR  0
-#define ATOLL_VERSION_MINOR  1
-#define ATOLL_VERSION_PATCH  0
-#define ATOLL_VERSION_STRING "0.1.0"
-
+#include "version.h"
 #include "error.h"
 #include "isolate.h"
 #include "port.h"
