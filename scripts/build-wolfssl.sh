@@ -9,15 +9,16 @@
 # every connection's WOLFSSL object. We rebuild it from Debian's *source*
 # package of exactly the installed libwolfssl-dev version, so every Debian
 # security patch is included, with Debian's compiler flags, atoll's feature
-# list (below), one small patch of atoll's own (below: the peer certificate
-# out of the WOLFSSL object) and the asm options, into a private prefix
-# inside the repo:
+# list (below), three small patches of atoll's own (below: the peer
+# certificate out of the WOLFSSL object; what TLS scanners found; a leak
+# under ENOMEM) and the asm options,
+# into a private prefix inside the repo:
 #
 #   <repo>/.deps/wolfssl-<debian-version>-atoll   (build log: <prefix>.log)
 #
 # Idempotent: when <prefix>/.built and <prefix>/lib/libwolfssl.so exist and
 # the stamp records this script's configuration (feature flags, asm flags,
-# patch), it reuses them and exits at once; a prefix built with another
+# patches), it reuses them and exits at once; a prefix built with another
 # configuration is rebuilt in place (then rebuild the build trees too:
 # struct layouts follow options.h). The system apt configuration is never
 # modified: sources are fetched with a private, temporary apt configuration.
@@ -303,6 +304,298 @@ atoll_patch() {
 PATCH
 }
 
+# --- atoll's conformance patch -----------------------------------------------
+# What TLS scanners (sslscan, testssl.sh) and tests/test_tls_conformance.sh
+# found in 5.5.4's server side, each fixed where wolfSSL decides it
+# (docs/reliability.md, "TLS conformance"; Debian's system build still does
+# the old thing):
+#  - a ClientHello listing more than 150 cipher suites (WOLFSSL_MAX_SUITE_SZ)
+#    failed with decode_error; now the suites this server has are kept from
+#    a longer list (reported upstream as wolfSSL issue #6408; a larger
+#    WOLFSSL_MAX_SUITE_SZ would grow every connection's suite list instead);
+#  - TLS 1.3 with no group in common got a HelloRetryRequest naming no group
+#    (which changes nothing) instead of handshake_failure (RFC 8446 4.1.1;
+#    upstream PR #11253);
+#  - an X25519 key share with bit 255 set, half of all random ones, was
+#    refused without an alert instead of masked (RFC 7748 5; upstream PRs
+#    #10713 and #11283);
+#  - TLS 1.2 ECDHE went ahead on a curve the client never offered when none
+#    of its curves was the server's, also when wolfSSL knows none of them
+#    (RFC 8422 5.1; upstream PR #8805);
+#  - TLS 1.2 with a required client certificate that did not come closed the
+#    connection with no alert instead of handshake_failure (RFC 5246 7.4.6);
+#  - a handshake message longer than wolfSSL takes (MAX_HANDSHAKE_SZ, about
+#    18 KB) closed the connection with no alert instead of decode_error.
+# Applied after atoll_patch (its line numbers follow that one).
+atoll_conformance_patch() {
+	cat <<'PATCH'
+--- a/wolfssl/internal.h
++++ b/wolfssl/internal.h
+@@ -2144,6 +2144,8 @@
+                               word16 haveAnon, word16 haveNull, int side);
+ 
+ WOLFSSL_LOCAL int  MatchSuite(WOLFSSL* ssl, Suites* peerSuites);
++WOLFSSL_LOCAL void CopyClientSuites(WOLFSSL* ssl, Suites* cl, const byte* in,
++                                    word16 sz);
+ WOLFSSL_LOCAL int  SetCipherList(WOLFSSL_CTX* ctx, Suites* suites,
+                                  const char* list);
+ WOLFSSL_LOCAL int  SetCipherListFromBytes(WOLFSSL_CTX* ctx, Suites* suites,
+--- a/src/internal.c
++++ b/src/internal.c
+@@ -15907,6 +15907,9 @@
+         if (size > MAX_HANDSHAKE_SZ) {
+             WOLFSSL_MSG("Handshake message too large");
+             WOLFSSL_ERROR_VERBOSE(HANDSHAKE_SIZE_ERROR);
++            /* A length out of range is decode_error (RFC 8446 6.2), not
++             * a close without an alert. */
++            SendAlert(ssl, alert_fatal, decode_error);
+             return HANDSHAKE_SIZE_ERROR;
+         }
+ 
+@@ -32568,6 +32571,42 @@
+         return MATCH_SUITE_ERROR;
+     }
+ 
++    /* A ClientHello may list up to 32,767 suites; scanners send a few
++     * hundred. Past WOLFSSL_MAX_SUITE_SZ keep, in the client's order, those
++     * this side has and the two SCSVs (looked up later) instead of failing
++     * with decode_error (wolfSSL issue #6408). With none kept, one is: no
++     * common suite is handshake_failure, as for a short list. */
++    void CopyClientSuites(WOLFSSL* ssl, Suites* cl, const byte* in, word16 sz)
++    {
++        word16 i, j;
++        int keep;
++
++        if (sz <= WOLFSSL_MAX_SUITE_SZ) {
++            XMEMCPY(cl->suites, in, sz);
++            cl->suiteSz = sz;
++            return;
++        }
++        cl->suiteSz = 0;
++        for (i = 0; i + 1 < sz && cl->suiteSz < WOLFSSL_MAX_SUITE_SZ;
++             i += SUITE_LEN) {
++            keep = (in[i] == 0 && in[i+1] == TLS_EMPTY_RENEGOTIATION_INFO_SCSV)
++                || (in[i] == TLS_FALLBACK_SCSV && in[i+1] == 0);
++            for (j = 0; !keep && ssl->suites != NULL &&
++                        j < ssl->suites->suiteSz; j += SUITE_LEN) {
++                keep = ssl->suites->suites[j] == in[i] &&
++                       ssl->suites->suites[j+1] == in[i+1];
++            }
++            if (keep) {
++                cl->suites[cl->suiteSz++] = in[i];
++                cl->suites[cl->suiteSz++] = in[i+1];
++            }
++        }
++        if (cl->suiteSz == 0) {
++            XMEMCPY(cl->suites, in, SUITE_LEN);
++            cl->suiteSz = SUITE_LEN;
++        }
++    }
++
+     int MatchSuite(WOLFSSL* ssl, Suites* peerSuites)
+     {
+         int ret;
+@@ -33270,12 +33309,10 @@
+             goto out;
+         }
+ 
+-        if (clSuites->suiteSz > WOLFSSL_MAX_SUITE_SZ) {
+-            ret = BUFFER_ERROR;
+-            goto out;
+-        }
+-
+-        XMEMCPY(clSuites->suites, input + i, clSuites->suiteSz);
++        /* Past the whole list: CopyClientSuites may keep fewer. */
++        i += clSuites->suiteSz;
++        CopyClientSuites(ssl, clSuites, input + i - clSuites->suiteSz,
++                         clSuites->suiteSz);
+ 
+ #ifdef HAVE_SERVER_RENEGOTIATION_INFO
+         /* check for TLS_EMPTY_RENEGOTIATION_INFO_SCSV suite */
+@@ -33308,7 +33345,6 @@
+         }
+ #endif
+ 
+-        i += clSuites->suiteSz;
+         clSuites->hashSigAlgoSz = 0;
+ 
+         /* compression length */
+@@ -35345,10 +35381,14 @@
+                 }
+ 
+             #if !defined(NO_CERTS) && !defined(WOLFSSL_NO_CLIENT_AUTH)
++                /* A required certificate that did not come: TLS 1.2 has
++                 * handshake_failure for it (RFC 5246 7.4.6); without it the
++                 * connection closed with no alert. */
+                 if (ssl->options.verifyPeer &&
+                          (ssl->options.mutualAuth || ssl->options.failNoCert)) {
+                     if (!ssl->options.havePeerCert) {
+                         WOLFSSL_MSG("client didn't present peer cert");
++                        SendAlert(ssl, alert_fatal, handshake_failure);
+                         ERROR_OUT(NO_PEER_CERT, exit_dcke);
+                     }
+                 }
+@@ -35357,6 +35397,7 @@
+                     if (!ssl->options.havePeerCert &&
+                                              !ssl->options.usingPSK_cipher) {
+                         WOLFSSL_MSG("client didn't present peer cert");
++                        SendAlert(ssl, alert_fatal, handshake_failure);
+                         ERROR_OUT(NO_PEER_CERT, exit_dcke);
+                     }
+                 }
+@@ -35624,6 +35665,11 @@
+                                 }
+                             }
+ 
++                            /* RFC 7748 5: mask bit 255 (the message is
++                             * already in the transcript hash). As upstream
++                             * wolfSSL PR #11283. */
++                            if (args->length == CURVE25519_KEYSIZE)
++                                input[args->idx + CURVE25519_KEYSIZE - 1] &= 0x7f;
+                             if ((ret = wc_curve25519_check_public(
+                                     input + args->idx, args->length,
+                                     EC25519_LITTLE_ENDIAN)) != 0) {
+--- a/src/tls.c
++++ b/src/tls.c
+@@ -4149,6 +4149,13 @@
+         }
+     }
+ 
++    /* A list of groups none of which is known here still rules out TLS 1.2
++     * ECDHE (RFC 8422 5.1): keep the extension, empty, instead of none,
++     * which would let the server pick any curve. */
++    if (isRequest && TLSX_Find(ssl->extensions, TLSX_SUPPORTED_GROUPS) == NULL)
++        return TLSX_Push(&ssl->extensions, TLSX_SUPPORTED_GROUPS, NULL,
++                         ssl->heap);
++
+     return 0;
+ }
+ 
+@@ -4512,6 +4519,7 @@
+     int             ephmSuite = 0;
+     word16          octets    = 0; /* according to 'ecc_set_type ecc_sets[];' */
+     int             key       = 0; /* validate key       */
++    int             common    = 0; /* a curve both sides have */
+ 
+     (void)oid;
+ 
+@@ -4667,6 +4675,7 @@
+ #endif
+             default: continue; /* unsupported curve */
+         }
++        common = 1;
+ 
+     #ifdef HAVE_ECC
+         /* Set default Oid */
+@@ -4836,6 +4845,12 @@
+     /* No curve and ephemeral ECC suite requires a matching curve. */
+     if (ssl->ecdhCurveOID == 0 && ephmSuite)
+         key = 0;
++    /* None of the client's curves is ours: not an ECDHE suite, rather than
++     * one on a curve the client never offered (RFC 8422 5.1; the case of
++     * upstream wolfSSL PR #8805). */
++    if (!common && XSTRNCMP(GetCipherNameInternal(first, second), "ECDHE-",
++                            6) == 0)
++        key = 0;
+ 
+     return key;
+ }
+@@ -7623,6 +7638,11 @@
+     WOLFSSL_BUFFER(keyShareEntry->ke, keyShareEntry->keLen);
+ #endif
+ 
++    /* RFC 7748 5: the receiver masks bit 255 of the u-coordinate; a random
++     * share has it set half the time. As upstream wolfSSL PR #11283. */
++    if (keyShareEntry->ke != NULL && keyShareEntry->keLen == CURVE25519_KEYSIZE)
++        keyShareEntry->ke[CURVE25519_KEYSIZE - 1] &= 0x7f;
++
+     if (wc_curve25519_check_public(keyShareEntry->ke, keyShareEntry->keLen,
+                                                   EC25519_LITTLE_ENDIAN) != 0) {
+         ret = ECC_PEERKEY_ERROR;
+@@ -9054,11 +9074,15 @@
+     }
+     clientKSE = preferredKSE;
+ 
+-    /* No supported group found - send HelloRetryRequest. */
++    /* No usable key share: a HelloRetryRequest may only ask for a group
++     * the client offered (RFC 8446 4.1.4); with none in common the caller
++     * fails the suite and so the handshake with handshake_failure (4.1.1).
++     * As upstream wolfSSL PR #11253. */
+     if (clientKSE == NULL) {
+-        /* Set KEY_SHARE_ERROR to indicate HelloRetryRequest required. */
+-        *doHelloRetry = 1;
+-        return TLSX_KeyShare_SetSupported(ssl);
++        ret = TLSX_KeyShare_SetSupported(ssl);
++        if (ret == 0 || ret == WC_PENDING_E)
++            *doHelloRetry = 1;
++        return ret;
+     }
+ 
+     list = NULL;
+--- a/src/tls13.c
++++ b/src/tls13.c
+@@ -6002,10 +6002,11 @@
+     /* suites and compression length check */
+     if ((args->idx - args->begin) + args->clSuites->suiteSz + OPAQUE8_LEN > helloSz)
+         ERROR_OUT(BUFFER_ERROR, exit_dch);
+-    if (args->clSuites->suiteSz > WOLFSSL_MAX_SUITE_SZ)
+-        ERROR_OUT(BUFFER_ERROR, exit_dch);
+-    XMEMCPY(args->clSuites->suites, input + args->idx, args->clSuites->suiteSz);
++    /* Past the whole list: CopyClientSuites may keep fewer. */
+     args->idx += args->clSuites->suiteSz;
++    CopyClientSuites(ssl, args->clSuites,
++                     input + args->idx - args->clSuites->suiteSz,
++                     args->clSuites->suiteSz);
+     args->clSuites->hashSigAlgoSz = 0;
+ 
+     /* Compression */
+@@ -6170,6 +6171,8 @@
+             if (ret != WC_PENDING_E)
+                 ret = 0; /* for hello_retry return 0 */
+         }
++        if (ret == BAD_KEY_SHARE_DATA) /* no group in common */
++            SendAlert(ssl, alert_fatal, handshake_failure);
+         if (ret != 0)
+             goto exit_dch;
+     }
+@@ -10720,6 +10723,9 @@
+         if (size > MAX_HANDSHAKE_SZ) {
+             WOLFSSL_MSG("Handshake message too large");
+             WOLFSSL_ERROR_VERBOSE(HANDSHAKE_SIZE_ERROR);
++            /* A length out of range is decode_error (RFC 8446 6.2), not
++             * a close without an alert. */
++            SendAlert(ssl, alert_fatal, decode_error);
+             return HANDSHAKE_SIZE_ERROR;
+         }
+ 
+PATCH
+}
+
+# --- atoll's leak patch ----------------------------------------------------------
+# Found by tests/test_enomem.c (ENOMEM injected into wolfSSL's allocations,
+# under ASan): when generating the server's key share fails,
+# TLSX_KeyShare_Establish returns without freeing the entry it just made
+# (72 bytes and its key buffers, per failed handshake). The entry is not
+# linked anywhere yet, so it is freed before the return. No upstream
+# change found for 5.5.4 in this session; Debian's system build still
+# leaks it (docs/reliability.md, "Exhaustion"). Applied after the
+# conformance patch (its line numbers follow that one).
+atoll_leak_patch() {
+	cat <<'PATCH'
+--- a/src/tls.c
++++ b/src/tls.c
+@@ -9115,6 +9115,8 @@
+             && ret != WC_PENDING_E
+         #endif
+         ) {
++            /* The new entry is not linked anywhere yet: free it. */
++            TLSX_KeyShare_FreeAll(list, ssl->heap);
+             return ret;
+         }
+     }
+PATCH
+}
+
 # The configuration a prefix was built with, recorded in its stamp: a prefix
 # with another one (older flags or patch) is rebuilt, never taken silently.
 # Debian's own compiler flags follow the version, already part of the path.
@@ -311,6 +604,8 @@ config_id=$(
 		printf '%s\n' "version=$version" "arch=$arch"
 		printf '%s\n' "${atoll_flags[@]}" -- "${atoll_cppflags[@]}" -- "${extra_flags[@]}" --
 		atoll_patch
+		atoll_conformance_patch
+		atoll_leak_patch
 	} | sha256sum | cut -d' ' -f1
 )
 
@@ -464,6 +759,12 @@ cd "$tmp/wolfssl"
 log "applying atoll's patch (peer certificate on the heap)"
 atoll_patch >"$tmp/atoll.patch"
 run patch -p1 --forward --no-backup-if-mismatch -i "$tmp/atoll.patch"
+log "applying atoll's conformance patch (alerts and negotiation scanners probe)"
+atoll_conformance_patch >"$tmp/atoll-conformance.patch"
+run patch -p1 --forward --no-backup-if-mismatch -i "$tmp/atoll-conformance.patch"
+log "applying atoll's leak patch (a key share freed when its key generation fails)"
+atoll_leak_patch >"$tmp/atoll-leak.patch"
+run patch -p1 --forward --no-backup-if-mismatch -i "$tmp/atoll-leak.patch"
 
 # Debian also builds with dpkg-buildflags (hardening=+all per debian/rules);
 # use the same compiler flags so only the asm options differ.
@@ -526,6 +827,8 @@ built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 	echo "atoll_flags=${atoll_flags[*]}"
 	echo "atoll_cppflags=${atoll_cppflags[*]}"
 	echo "atoll_patch_sha256=$(atoll_patch | sha256sum | cut -d' ' -f1)"
+	echo "atoll_conformance_patch_sha256=$(atoll_conformance_patch | sha256sum | cut -d' ' -f1)"
+	echo "atoll_leak_patch_sha256=$(atoll_leak_patch | sha256sum | cut -d' ' -f1)"
 	echo "extra_flags=${extra_flags[*]}"
 	echo "cflags=$cflags"
 	echo "cppflags=$cppflags"

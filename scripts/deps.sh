@@ -35,6 +35,7 @@ packages=(
 	libclang-rt-14-dev # ... whose runtime (libclang_rt.fuzzer) is only Recommended by clang
 	llvm             # llvm-symbolizer: readable stacks in fuzzer reports
 	valgrind         # callgrind: the instruction-count guard (scripts/icount.sh)
+	sslscan          # the TLS scanner of tests/test_tls_conformance.sh: what it reports of atoll-serve
 )
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
