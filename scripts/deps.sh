@@ -36,6 +36,7 @@ packages=(
 	llvm             # llvm-symbolizer: readable stacks in fuzzer reports
 	valgrind         # callgrind: the instruction-count guard (scripts/icount.sh)
 	sslscan          # the TLS scanner of tests/test_tls_conformance.sh: what it reports of atoll-serve
+	doxygen          # API reference from the public headers (make docs)
 )
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)

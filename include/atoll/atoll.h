@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll.h: the umbrella header. Include this one.
  *
  * atoll is a C11 runtime for Linux in which every worker thread is an

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll/client.h: connecting from inside an isolate (Dart's RawSocket.connect
  * and RawSecureSocket.connect). The connection delivered is the same
  * atoll_conn as on the server side (atoll/conn.h).

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll/common.h: what every public header needs.
  */
 #ifndef ATOLL_COMMON_H

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll/conn.h: a connection (Dart's RawSocket / RawSecureSocket), owned by
  * the isolate that accepted it.
  *
@@ -46,12 +47,24 @@ extern "C" {
 /** A connection. Opaque. */
 typedef struct atoll_conn atoll_conn;
 
-/** Callbacks of a connection; each may be NULL. */
+/** Callbacks of a connection; each may be NULL. All run on the owning
+ *  isolate; `user` is the pointer given to atoll_conn_set_callbacks(). */
 typedef struct atoll_conn_callbacks {
+    /** Decrypted bytes are buffered (level-style, see above): read them
+     *  with atoll_conn_read(). */
     void (*on_read)(atoll_conn *conn, void *user);
+    /** The write buffer has room (one-shot, see above). */
     void (*on_write)(atoll_conn *conn, void *user);
+    /** The peer ended its side and every buffered byte was read. */
     void (*on_read_closed)(atoll_conn *conn, void *user);
+    /** The connection is closed and released: `status` is 0 or the error
+     *  that closed it (ATOLL_E_TIMEDOUT at a drain's deadline or the idle
+     *  timeout, ATOLL_E_STOPPED when the isolate exits, -EPROTO for a TLS
+     *  error after the handshake, a negated errno from the socket such as
+     *  -ECONNRESET).
+     *  `conn` is invalid after this returns. */
     void (*on_closed)(atoll_conn *conn, int status, void *user);
+    /** Its server or the runtime drains: finish and close. */
     void (*on_drain)(atoll_conn *conn, void *user);
 } atoll_conn_callbacks;
 
@@ -84,14 +97,23 @@ ATOLL_API ssize_t atoll_conn_read(atoll_conn *conn, void *buf, size_t len);
  * Queues up to `len` bytes for sending (encrypted for TLS). Returns the
  * number accepted, which may be short or 0 when the write buffer is full
  * (enable write events to learn when there is room again). ATOLL_E_CLOSED
- * after shutdown(SEND) or close; -EINVAL (buf NULL with len > 0).
+ * after shutdown(SEND), close or a TLS error; -EINVAL (buf NULL with
+ * len > 0); -ENOMEM (no memory for the output buffer).
  * Thread: the owning isolate.
  */
 ATOLL_API ssize_t atoll_conn_write(atoll_conn *conn, const void *buf, size_t len);
 
-/** Enables or disables read events (Dart's readEventsEnabled). */
+/**
+ * Enables or disables read events (Dart's readEventsEnabled). Enabling
+ * schedules an on_read at the next turn if bytes are buffered.
+ * Thread: the owning isolate.
+ */
 ATOLL_API void atoll_conn_set_read_events(atoll_conn *conn, bool enabled);
-/** Enables or disables the one-shot write event (writeEventsEnabled). */
+/**
+ * Enables or disables the one-shot write event (writeEventsEnabled).
+ * Enabling schedules an on_write for when the write buffer has room.
+ * Thread: the owning isolate.
+ */
 ATOLL_API void atoll_conn_set_write_events(atoll_conn *conn, bool enabled);
 
 /**
@@ -100,7 +122,11 @@ ATOLL_API void atoll_conn_set_write_events(atoll_conn *conn, bool enabled);
  * Thread: the owning isolate.
  */
 ATOLL_API void atoll_conn_pause(atoll_conn *conn);
-/** See atoll_conn_pause(). */
+/**
+ * Resumes reading after atoll_conn_pause(); pending read and write events
+ * are re-issued. Resuming a connection that is not paused does nothing.
+ * Thread: the owning isolate.
+ */
 ATOLL_API void atoll_conn_resume(atoll_conn *conn);
 
 /**
@@ -113,14 +139,24 @@ ATOLL_API int atoll_conn_shutdown(atoll_conn *conn, atoll_shutdown_how how);
 /**
  * Closes: pending output is flushed (with close_notify for TLS), then the
  * socket is shut down and closed; on_closed follows. Closing twice returns 0.
+ * Errors: -EINVAL (NULL).
  * Thread: the owning isolate.
  */
 ATOLL_API int atoll_conn_close(atoll_conn *conn);
 
-/** The server's bind address (Dart J1: not getsockname) and its port. */
+/**
+ * The local address: for an accepted connection the server's bind address
+ * (Dart J1: not getsockname). `port` (may be NULL) receives the local port.
+ * The address is valid as long as the connection.
+ * Thread: the owning isolate.
+ */
 ATOLL_API const atoll_address *atoll_conn_address(const atoll_conn *conn, uint16_t *port);
-/** The peer's address and port (IPv4 clients of a dual-stack server appear
- *  in IPv4-mapped form). */
+/**
+ * The peer's address; `port` (may be NULL) receives its port. IPv4 clients
+ * of a dual-stack server appear in IPv4-mapped form. Valid as long as the
+ * connection.
+ * Thread: the owning isolate.
+ */
 ATOLL_API const atoll_address *atoll_conn_remote_address(const atoll_conn *conn, uint16_t *port);
 
 /**
@@ -137,13 +173,18 @@ ATOLL_API int atoll_conn_set_nodelay(atoll_conn *conn, bool enabled);
  *  always NULL for plain TCP). Thread: owning isolate. */
 ATOLL_API const char *atoll_conn_selected_protocol(const atoll_conn *conn);
 
-/** The peer's certificate, or NULL when none was sent (plain TCP: NULL). */
+/**
+ * The peer's certificate, or NULL when none was sent (plain TCP: NULL).
+ * Owned by the connection: valid until on_closed returns; do not free it.
+ * Thread: the owning isolate.
+ */
 ATOLL_API const atoll_certificate *atoll_conn_peer_certificate(const atoll_conn *conn);
 
-/** True when the TLS handshake resumed an earlier session. */
+/** True when the TLS handshake resumed an earlier session (false for plain
+ *  TCP). Thread: the owning isolate. */
 ATOLL_API bool atoll_conn_resumed(const atoll_conn *conn);
 
-/** The isolate the connection belongs to. */
+/** The isolate the connection belongs to. Thread: the owning isolate. */
 ATOLL_API atoll_isolate *atoll_conn_isolate(const atoll_conn *conn);
 
 #ifdef __cplusplus

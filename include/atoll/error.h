@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll/error.h: error codes shared by every atoll function.
  *
  * Every function that can fail returns 0 on success or a negative code:

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll/isolate.h: what code running inside an isolate can ask of it.
  *
  * Everything here is called on the isolate's own thread (from its entry
@@ -82,7 +83,8 @@ typedef void (*atoll_timer_fn)(atoll_timer *timer, void *user);
  * late turn does not shift later firings; missed periods are not replayed).
  * Timers due at the same time fire in the order they were started. An active
  * timer keeps a spawned isolate alive.
- * Errors: ATOLL_E_WRONG_THREAD, -EINVAL (fn or out NULL), -ENOMEM,
+ * Errors: ATOLL_E_WRONG_THREAD, -EINVAL (fn or out NULL, or a timeout or
+ * period above UINT64_MAX / 2000000 ms, about 290 years), -ENOMEM,
  * ATOLL_E_STOPPED (the isolate is exiting).
  * Thread: the isolate's own thread.
  */

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll/net.h: internet addresses as atoll passes them around.
  */
 #ifndef ATOLL_NET_H
@@ -31,7 +32,7 @@ typedef struct atoll_address {
  */
 ATOLL_API int atoll_address_parse(const char *numeric, atoll_address *out);
 
-/** True when `a` is an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
+/** True when `a` is an IPv4-mapped IPv6 address (\::ffff:a.b.c.d).
  *  Thread: any thread. */
 ATOLL_API bool atoll_address_is_v4_mapped(const atoll_address *a);
 

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll/port.h: receive ports and send handles (Dart's ReceivePort and
  * SendPort).
  *

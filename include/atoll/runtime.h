@@ -1,9 +1,11 @@
-/*
+/**
+ * @file
  * atoll/runtime.h: the runtime, its lifecycle and the isolates it runs.
  *
  * Lifecycle of an atoll_runtime (every step returns ATOLL_E_STATE when taken
  * out of order, never crashes):
  *
+ * ~~~~
  *   atoll_runtime_create()   probes io_uring, allocates; no thread yet
  *   atoll_runtime_start()    starts the pool isolates, each on its own thread
  *                            with its own ring; returns once all are ready
@@ -15,6 +17,7 @@
  *                            (idempotent, mandatory before join)
  *   atoll_runtime_join()     waits for every isolate thread to end
  *   atoll_runtime_destroy()  frees everything
+ * ~~~~
  *
  * An isolate is a thread with its own io_uring ring and event loop. Pool
  * isolates (started by atoll_runtime_start) stay alive until drain or stop.
@@ -178,8 +181,8 @@ typedef enum atoll_isolate_state {
 typedef struct atoll_runtime_info {
     /** uname release, e.g. "6.1.0-18-amd64". */
     char kernel_release[65];
-    /** Kernel major and minor version parsed from kernel_release. */
-    unsigned kernel_major, kernel_minor;
+    /** Kernel major version parsed from kernel_release (6 for "6.1.0"). */
+    unsigned kernel_major, kernel_minor; /**< Kernel minor version (1 for "6.1.0"). */
     /** IORING_SETUP_* flags the isolates' rings are created with. */
     uint32_t ring_setup_flags;
     /** IORING_FEAT_* flags the kernel reported. */
@@ -211,8 +214,8 @@ typedef struct atoll_runtime_info {
      *  SOCKET_URING_OP_SETSOCKOPT); without it atoll_conn_set_nodelay()
      *  returns -EOPNOTSUPP. */
     bool ring_sockopt;
-    /** CPUs online, and pool isolates configured. */
-    uint32_t online_cpus, isolates;
+    /** CPUs online when the runtime was created. */
+    uint32_t online_cpus, isolates; /**< Pool isolates configured (atoll_runtime_options.isolates). */
 } atoll_runtime_info;
 
 /** Per-isolate counters, from atoll_runtime_isolate_stats(). */
@@ -283,15 +286,19 @@ ATOLL_API int atoll_runtime_create(const atoll_runtime_options *opts, atoll_runt
  * pool isolate's ring is ready (or failed).
  * Errors: ATOLL_E_STATE (not freshly created), a ring setup error of the
  * first isolate that failed (the runtime is then stopped: join and destroy
- * it), -EAGAIN (thread creation).
+ * it), -EAGAIN (thread creation), -EINVAL (rt NULL), ATOLL_E_DEADLOCK
+ * (called from an isolate of this runtime).
  * Thread: any thread that is not one of this runtime's isolates.
  */
 ATOLL_API int atoll_runtime_start(atoll_runtime *rt);
 
 /**
  * Spawns a new isolate running `entry(self, arg)` on its own thread (Dart's
- * Isolate.spawn). Returns once its ring is ready; `id_out` (may be NULL)
- * receives its id. Ids are never reused within a runtime.
+ * Isolate.spawn). From a host thread it returns once the new ring is ready,
+ * so a ring setup error is returned here; from an isolate it returns at
+ * once (its loop must not block) and a setup error becomes the new
+ * isolate's exit status (on_exit). `id_out` (may be NULL) receives its id.
+ * Ids are never reused within a runtime. `arg` is passed as is, not copied.
  * Errors: ATOLL_E_STATE (runtime not started), ATOLL_E_STOPPED (drain or
  * stop has begun), ATOLL_E_LIMIT (max_isolates created), -EINVAL (entry
  * NULL), a ring setup error, -EAGAIN (thread creation).
@@ -374,7 +381,7 @@ ATOLL_API int atoll_runtime_drain(atoll_runtime *rt, uint64_t timeout_ms);
  * their release callbacks), cancels its timers and exits at its next loop
  * turn with status ATOLL_E_STOPPED (unless it already exited). Does not wait:
  * call atoll_runtime_join(). Idempotent: returns 0 on every call, also on a
- * runtime never started.
+ * runtime never started (-EINVAL only for rt NULL).
  * Thread: any thread, including an isolate of this runtime.
  */
 ATOLL_API int atoll_runtime_stop(atoll_runtime *rt);
@@ -382,14 +389,15 @@ ATOLL_API int atoll_runtime_stop(atoll_runtime *rt);
 /**
  * Waits until every isolate thread has ended and releases their rings.
  * Errors: ATOLL_E_STATE (stop was not called), ATOLL_E_DEADLOCK (called from
- * an isolate of this runtime). Joining twice returns 0.
+ * an isolate of this runtime), -EINVAL (rt NULL). Joining twice returns 0.
  * Thread: any thread that is not one of this runtime's isolates.
  */
 ATOLL_API int atoll_runtime_join(atoll_runtime *rt);
 
 /**
  * Frees the runtime. Allowed on a runtime never started, or stopped and
- * joined; ATOLL_E_STATE otherwise (nothing is freed). NULL is accepted.
+ * joined; ATOLL_E_STATE otherwise (nothing is freed), ATOLL_E_DEADLOCK
+ * from an isolate of this runtime. NULL is accepted (returns 0).
  * Thread: any thread that is not one of this runtime's isolates.
  */
 ATOLL_API int atoll_runtime_destroy(atoll_runtime *rt);

@@ -1,9 +1,11 @@
-/*
+/**
+ * @file
  * atoll/server.h: server sockets (Dart's RawServerSocket.bind and
  * RawSecureServerSocket.bind), per isolate and runtime-wide.
  *
  * Lifecycle of an atoll_server (owned by the isolate that bound it):
  *
+ * ~~~~
  *   atoll_server_bind()    argument errors now; the bind itself (host lookup,
  *                          registry, socket, listen) completes later through
  *                          on_bound (Dart's Future)
@@ -16,6 +18,7 @@
  *   atoll_server_close()   no new connections are steered here; those
  *                          already queued are accepted and served; on_closed
  *                          runs once everything is released
+ * ~~~~
  *
  * Connections reach on_connection only after their TLS handshake completed
  * (Dart F3). A failed handshake goes to on_error with the peer address and a
@@ -98,8 +101,9 @@ typedef struct atoll_server_error {
     int code;
     /** Human-readable reason (wolfSSL's error text where there is one). */
     const char *reason;
-    /** The peer. */
+    /** The peer's address. */
     atoll_address peer;
+    /** The peer's port. */
     uint16_t peer_port;
 } atoll_server_error;
 
@@ -146,7 +150,8 @@ ATOLL_API int atoll_server_bind(atoll_isolate *self, const char *address, int po
 
 /**
  * Starts accepting (Dart's listen on the server stream). Errors:
- * ATOLL_E_STATE (not bound, already started, closing).
+ * ATOLL_E_STATE (not bound, already started, closing),
+ * ATOLL_E_WRONG_THREAD, -EINVAL (NULL).
  * Thread: the owning isolate.
  */
 ATOLL_API int atoll_server_start(atoll_server *server);
@@ -155,11 +160,21 @@ ATOLL_API int atoll_server_start(atoll_server *server);
  * Pauses: no new connections are steered to this server (the group's other
  * members take them); handshakes in flight continue and their connections
  * are delivered on resume. Resume takes the server's share again.
- * Errors: ATOLL_E_STATE (not started or closing).
+ * Pausing a paused server returns 0.
+ * Errors: ATOLL_E_STATE (not started or closing), ATOLL_E_WRONG_THREAD,
+ * -EINVAL (NULL).
  * Thread: the owning isolate.
  */
 ATOLL_API int atoll_server_pause(atoll_server *server);
-/** See atoll_server_pause(). */
+/**
+ * Resumes a paused server: it takes its share of new connections again
+ * (unless its isolate is at its connection cap) and the connections held
+ * during the pause are delivered. Resuming a server that is not paused
+ * returns 0.
+ * Errors: ATOLL_E_WRONG_THREAD, -EINVAL (NULL), ATOLL_E_STATE (not started
+ * or closing).
+ * Thread: the owning isolate.
+ */
 ATOLL_API int atoll_server_resume(atoll_server *server);
 
 /**
@@ -167,6 +182,7 @@ ATOLL_API int atoll_server_resume(atoll_server *server);
  * (those connections are still handshaked and delivered, so none is reset),
  * then releases the socket's place in the group; on_closed follows. Closing
  * twice returns 0. Connections already delivered are unaffected.
+ * Errors: ATOLL_E_WRONG_THREAD, -EINVAL (NULL).
  * Thread: the owning isolate.
  */
 ATOLL_API int atoll_server_close(atoll_server *server);
@@ -192,9 +208,10 @@ ATOLL_API int atoll_server_drain(atoll_server *server, uint64_t timeout_ms);
 
 /** The bound port (the real one after port 0). Thread: owning isolate. */
 ATOLL_API uint16_t atoll_server_port(const atoll_server *server);
-/** The bound address (Dart's server.address: numeric + the host given). */
+/** The bound address (Dart's server.address: numeric + the host given),
+ *  valid as long as the server. Thread: owning isolate. */
 ATOLL_API const atoll_address *atoll_server_address(const atoll_server *server);
-/** The isolate the server belongs to. */
+/** The isolate the server belongs to. Thread: owning isolate. */
 ATOLL_API atoll_isolate *atoll_server_isolate(const atoll_server *server);
 
 /** Per-server counters (relaxed). */
@@ -259,8 +276,8 @@ ATOLL_API atoll_server *atoll_listener_server(const atoll_listener *l, uint32_t 
 /**
  * Closes every member (each on its own isolate, gracefully: queued
  * connections are served), waits until all reported on_closed, and frees
- * the listener. Errors: ATOLL_E_DEADLOCK (from an isolate); members whose
- * isolate already exited count as closed.
+ * the listener. Errors: ATOLL_E_DEADLOCK (from an isolate), -EINVAL
+ * (NULL); members whose isolate already exited count as closed.
  * Thread: any thread that is not an isolate of this runtime.
  */
 ATOLL_API int atoll_listener_close(atoll_listener *l);

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll/submit.h: running a function on another isolate (seastar's
  * submit_to) and offloading work to the pool.
  */

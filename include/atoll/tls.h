@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * atoll/tls.h: security contexts (Dart's SecurityContext) and certificates.
  *
  * A security context holds what TLS needs: the certificate chain and
@@ -30,14 +31,14 @@ typedef struct atoll_security_context atoll_security_context;
 
 /** Encoding of certificate and key material. */
 typedef enum atoll_encoding {
-    ATOLL_ENCODING_PEM = 1,
-    ATOLL_ENCODING_DER = 2,
+    ATOLL_ENCODING_PEM = 1, /**< text, "-----BEGIN ...": may hold several certificates */
+    ATOLL_ENCODING_DER = 2, /**< binary ASN.1: one certificate or key */
 } atoll_encoding;
 
 /** TLS protocol versions for atoll_security_context_set_min_version(). */
 typedef enum atoll_tls_version {
-    ATOLL_TLS_1_2 = 0x0303,
-    ATOLL_TLS_1_3 = 0x0304,
+    ATOLL_TLS_1_2 = 0x0303, /**< TLS 1.2 (the default minimum) */
+    ATOLL_TLS_1_3 = 0x0304, /**< TLS 1.3 only */
 } atoll_tls_version;
 
 /**
@@ -62,7 +63,9 @@ ATOLL_API void atoll_security_context_release(atoll_security_context *ctx);
  */
 ATOLL_API int atoll_security_context_use_certificate_chain(atoll_security_context *ctx, const void *data, size_t len,
                                                            atoll_encoding enc);
-/** The same, from a file. */
+/** The same, with the material read from the file at `path`. Errors: the
+ *  same, and the file's (-ENOENT, -EACCES, -EISDIR, -EFBIG, ...).
+ *  Thread: any thread, before the context is bound. */
 ATOLL_API int atoll_security_context_use_certificate_chain_file(atoll_security_context *ctx, const char *path,
                                                                 atoll_encoding enc);
 
@@ -74,7 +77,9 @@ ATOLL_API int atoll_security_context_use_certificate_chain_file(atoll_security_c
  */
 ATOLL_API int atoll_security_context_use_private_key(atoll_security_context *ctx, const void *data, size_t len,
                                                      atoll_encoding enc, const char *password);
-/** The same, from a file. */
+/** The same, with the material read from the file at `path`. Errors: the
+ *  same, and the file's (-ENOENT, -EACCES, -EISDIR, -EFBIG, ...).
+ *  Thread: any thread, before the context is bound. */
 ATOLL_API int atoll_security_context_use_private_key_file(atoll_security_context *ctx, const char *path,
                                                           atoll_encoding enc, const char *password);
 
@@ -85,7 +90,9 @@ ATOLL_API int atoll_security_context_use_private_key_file(atoll_security_context
  */
 ATOLL_API int atoll_security_context_set_trusted_certificates(atoll_security_context *ctx, const void *data, size_t len,
                                                               atoll_encoding enc);
-/** The same, from a file. */
+/** The same, with the material read from the file at `path`. Errors: the
+ *  same, and the file's (-ENOENT, -EACCES, -EISDIR, -EFBIG, ...).
+ *  Thread: any thread, before the context is bound. */
 ATOLL_API int atoll_security_context_set_trusted_certificates_file(atoll_security_context *ctx, const char *path,
                                                                    atoll_encoding enc);
 
@@ -97,7 +104,9 @@ ATOLL_API int atoll_security_context_set_trusted_certificates_file(atoll_securit
  */
 ATOLL_API int atoll_security_context_set_client_authorities(atoll_security_context *ctx, const void *data, size_t len,
                                                             atoll_encoding enc);
-/** The same, from a file. */
+/** The same, with the material read from the file at `path`. Errors: the
+ *  same, and the file's (-ENOENT, -EACCES, -EISDIR, -EFBIG, ...).
+ *  Thread: any thread, before the context is bound. */
 ATOLL_API int atoll_security_context_set_client_authorities_file(atoll_security_context *ctx, const char *path,
                                                                  atoll_encoding enc);
 
@@ -127,15 +136,20 @@ typedef struct atoll_certificate atoll_certificate;
 ATOLL_API const uint8_t *atoll_certificate_der(const atoll_certificate *cert, size_t *len);
 /** PEM text, NUL-terminated. Thread: the owning isolate. */
 ATOLL_API const char *atoll_certificate_pem(const atoll_certificate *cert);
-/** Subject distinguished name, one line ("/CN=user1/O=..."). */
+/** Subject distinguished name, one line ("/CN=user1/O=..."). NULL for a
+ *  NULL cert. Thread: the owning isolate. */
 ATOLL_API const char *atoll_certificate_subject(const atoll_certificate *cert);
-/** Issuer distinguished name, one line. */
+/** Issuer distinguished name, one line. NULL for a NULL cert.
+ *  Thread: the owning isolate. */
 ATOLL_API const char *atoll_certificate_issuer(const atoll_certificate *cert);
-/** Start of validity, seconds since the Unix epoch (UTC). */
+/** Start of validity, seconds since the Unix epoch (UTC); 0 for a NULL
+ *  cert. Thread: the owning isolate. */
 ATOLL_API int64_t atoll_certificate_not_before(const atoll_certificate *cert);
-/** End of validity, seconds since the Unix epoch (UTC). */
+/** End of validity, seconds since the Unix epoch (UTC); 0 for a NULL cert.
+ *  Thread: the owning isolate. */
 ATOLL_API int64_t atoll_certificate_not_after(const atoll_certificate *cert);
-/** SHA-256 of the DER bytes: 32 bytes. */
+/** SHA-256 of the DER bytes: 32 bytes. NULL for a NULL cert.
+ *  Thread: the owning isolate. */
 ATOLL_API const uint8_t *atoll_certificate_sha256(const atoll_certificate *cert);
 
 #ifdef __cplusplus

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * version.h: atoll's version, at compile time (macros) and at run time
  * (atoll_version()). docs/abi.md says what a change of each number
  * promises.
