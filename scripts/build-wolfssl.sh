@@ -16,7 +16,7 @@
 #
 #   <repo>/.deps/wolfssl-<debian-version>-atoll   (build log: <prefix>.log)
 #
-# Idempotent: when <prefix>/.built and <prefix>/lib/libwolfssl.so exist and
+# Idempotent: when <prefix>/.built and <prefix>/lib/libwolfssl.{so,a} exist and
 # the stamp records this script's configuration (feature flags, asm flags,
 # patches), it reuses them and exits at once; a prefix built with another
 # configuration is rebuilt in place (then rebuild the build trees too:
@@ -55,7 +55,11 @@ version=$(dpkg-query -W -f='${Version}' libwolfssl-dev)
 # (docs/performance.md): every WOLFSSL object, key schedule and session a
 # connection holds is sized by them.
 atoll_flags=(
-	--enable-shared --disable-static
+	# The shared library for the tests and tools; the static one, position
+	# independent, is linked into libatoll.so with its symbols hidden, so an
+	# installed atoll carries this build and needs no wolfSSL of its own
+	# (docs/operations.md, "Linking").
+	--enable-shared --enable-static --with-pic
 	--enable-tls13 --disable-oldtls         # TLS 1.2 and 1.3 only
 	# X509/ASN1_TIME/X509_NAME stack calls, get1_session, SESSION_dup. Not
 	# --enable-opensslall: OPENSSL_ALL grows every WOLFSSL object (6,352 ->
@@ -619,7 +623,7 @@ logfile="$prefix.log"
 stamp="$prefix/.built"
 
 is_built() {
-	[[ -f $stamp && -e $prefix/lib/libwolfssl.so ]] &&
+	[[ -f $stamp && -e $prefix/lib/libwolfssl.so && -e $prefix/lib/libwolfssl.a ]] &&
 		grep -qxF "config=$config_id" "$stamp"
 }
 
@@ -806,6 +810,7 @@ if [[ ! -f $prefix/include/wolfssl/options.h ]]; then
 	install -D -m 0644 wolfssl/options.h "$prefix/include/wolfssl/options.h"
 fi
 [[ -e $prefix/lib/libwolfssl.so ]] || die "make install produced no $prefix/lib/libwolfssl.so"
+[[ -e $prefix/lib/libwolfssl.a ]] || die "make install produced no $prefix/lib/libwolfssl.a"
 
 asm_defines=$(grep -oE '^#define (WOLFSSL_AESNI|USE_INTEL_SPEEDUP|WOLFSSL_SP_X86_64(_ASM)?|WOLFSSL_SP_ASM|WOLFSSL_X86_64_BUILD)\b' \
 	"$prefix/include/wolfssl/options.h" | cut -d' ' -f2 | tr '\n' ' ' || true)

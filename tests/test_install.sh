@@ -42,6 +42,16 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || {
 version=$(sed -n 's/^#define ATOLL_VERSION_STRING "\(.*\)"/\1/p' "$prefix/include/atoll/version.h")
 echo "install: $version into $prefix ($(find "$prefix" -type f | wc -l) files)"
 
+# With atoll's own wolfSSL, libatoll.so carries it inside, hidden: the
+# installed library must neither need a libwolfssl nor look into this tree
+# for one (docs/operations.md, "Linking").
+dyn=$(readelf -d "$prefix/lib/libatoll.so")
+if [[ $want_wolfssl == optimized ]]; then
+	grep -q 'NEEDED.*libwolfssl' <<<"$dyn" && fail "the installed libatoll.so needs a libwolfssl"
+	grep -qE 'RPATH|RUNPATH' <<<"$dyn" && fail "the installed libatoll.so has a run path: $(grep -E 'RPATH|RUNPATH' <<<"$dyn")"
+	echo "install: libatoll.so carries its wolfSSL: needs $(grep NEEDED <<<"$dyn" | sed 's/.*\[\(.*\)\]/\1/' | tr '\n' ' ')"
+fi
+
 check_run() { # NAME BINARY
 	local out
 	if ! out=$("$2"); then
@@ -77,6 +87,21 @@ if flags=$(pkg-config --cflags --libs atoll) &&
 	check_run pkg-config "$tmp/pc-consumer"
 else
 	fail "pkg-config consumer did not build"
+fi
+# pkg-config --static: libatoll.a and what it needs, no libatoll.so at all.
+# shellcheck disable=SC2086 # the flags are words
+if flags=$(pkg-config --static --cflags --libs-only-other --libs-only-L atoll) &&
+	libs=$(pkg-config --static --libs-only-l atoll | sed 's/-latoll\b//') &&
+	private=$(pkg-config --static --libs atoll | tr ' ' '\n' | grep '\.a$' || true) &&
+	cc -std=c11 -Wall -Wextra -Werror "$src/consumer.c" -o "$tmp/static-consumer" $flags \
+		"$prefix/lib/libatoll.a" $private $libs; then
+	if readelf -d "$tmp/static-consumer" | grep -q 'NEEDED.*libatoll'; then
+		fail "the static consumer needs libatoll.so"
+	else
+		check_run "pkg-config --static" "$tmp/static-consumer"
+	fi
+else
+	fail "pkg-config --static consumer did not build"
 fi
 
 # The examples, out of tree against the prefix, as a user builds them.
