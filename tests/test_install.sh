@@ -11,8 +11,17 @@
 # curl and the client example, pool counts right, chat carries a line from
 # one client to another, and the servers exit 0 on SIGTERM.
 # Usage: tests/test_install.sh BUILD_DIR WOLFSSL_BUILD
+#        tests/test_install.sh --installed PREFIX WOLFSSL_BUILD
+# (--installed: the package is already installed in PREFIX, e.g. /usr by
+# tests/test_deb.sh; nothing is installed here.)
 set -euo pipefail
-build=${1:?build dir}
+installed=""
+if [[ ${1:-} == --installed ]]; then
+	installed=${2:?prefix}
+	shift 2
+	set -- "" "$@"
+fi
+build=${1}
 want_wolfssl=${2:?optimized|system}
 src=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)/install
 examples=$(cd -- "$src/../../examples" && pwd -P)
@@ -34,13 +43,21 @@ fail() {
 	status=1
 	failures=$((failures + 1))
 }
-prefix=$tmp/prefix
-cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || {
-	cat "$tmp/install.log"
-	exit 1
-}
+if [[ -n $installed ]]; then
+	prefix=$installed
+else
+	prefix=$tmp/prefix
+	cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || {
+		cat "$tmp/install.log"
+		exit 1
+	}
+fi
 version=$(sed -n 's/^#define ATOLL_VERSION_STRING "\(.*\)"/\1/p' "$prefix/include/atoll/version.h")
-echo "install: $version into $prefix ($(find "$prefix" -type f | wc -l) files)"
+if [[ -n $installed ]]; then
+	echo "install: $version installed in $prefix"
+else
+	echo "install: $version into $prefix ($(find "$prefix" -type f | wc -l) files)"
+fi
 
 # With atoll's own wolfSSL, libatoll.so carries it inside, hidden: the
 # installed library must neither need a libwolfssl nor look into this tree
