@@ -4,7 +4,8 @@
 # against it with find_package(atoll) and with pkg-config, both run: each
 # must report the library's version and the wolfSSL build this tree was
 # configured with (WOLFSSL_BUILD: optimized or system). find_package must
-# refuse a version the package is not compatible with. Then examples/ is
+# refuse a version the package is not compatible with; atoll::atoll_static
+# and pkg-config --static link libatoll.a. Then examples/ is
 # built out of tree against the same prefix and each example runs a short
 # scenario on loopback (every step under `timeout`; servers are waited for
 # through their "listening on" line, read from a FIFO): hello-https answers
@@ -87,6 +88,17 @@ if cmake -S "$src" -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DATOLL_WANT="$
 	check_run find_package "$tmp/cmake/consumer"
 else
 	fail "find_package consumer did not build: $(tail -5 "$tmp/cmake.log")"
+fi
+# find_package, the static library (atoll::atoll_static): no libatoll.so.
+if cmake -S "$src" -B "$tmp/cmake-static" -DCMAKE_PREFIX_PATH="$prefix" -DATOLL_WANT="$mm" -DATOLL_STATIC=ON \
+	>"$tmp/cmake-static.log" 2>&1 && cmake --build "$tmp/cmake-static" >>"$tmp/cmake-static.log" 2>&1; then
+	if readelf -d "$tmp/cmake-static/consumer" | grep -q 'NEEDED.*libatoll'; then
+		fail "the atoll::atoll_static consumer needs libatoll.so"
+	else
+		check_run "find_package static" "$tmp/cmake-static/consumer"
+	fi
+else
+	fail "atoll::atoll_static consumer did not build: $(tail -5 "$tmp/cmake-static.log")"
 fi
 # A later minor is refused before 1.0 (docs/abi.md).
 next="${version%%.*}.$((${mm#*.} + 1))"
