@@ -37,6 +37,7 @@ packages=(
 	valgrind         # callgrind: the instruction-count guard (scripts/icount.sh)
 	sslscan          # the TLS scanner of tests/test_tls_conformance.sh: what it reports of atoll-serve
 	doxygen          # API reference from the public headers (make docs)
+	testssl.sh       # the outside TLS scan of docs/reliability.md ("TLS conformance"), run by hand
 )
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
