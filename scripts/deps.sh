@@ -38,6 +38,7 @@ packages=(
 	sslscan          # the TLS scanner of tests/test_tls_conformance.sh: what it reports of atoll-serve
 	doxygen          # API reference from the public headers (make docs)
 	testssl.sh       # the outside TLS scan of docs/reliability.md ("TLS conformance"), run by hand
+	strace           # tests/test_seccomp_profile.sh: the syscalls atoll-serve makes, against docs/seccomp/atoll.json
 )
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
