@@ -47,7 +47,7 @@ struct atoll_runtime {
     bool pool_ready; /* every pool isolate set up: entries may run */
     _Atomic uint32_t rr_next;
 
-    atoll_ticket_keys tickets; /* session-ticket keys shared by all isolates */
+    atoll_ticket_keys tickets;     /* session-ticket keys shared by all isolates */
     atoll_conn_budget conn_budget; /* the runtime-wide connection cap (max_conns) */
 
     /* Host lookups (runtime/lookup_pool.h); its state outlives destroy. */

@@ -10,25 +10,12 @@
 # assertions. Last line: "N passed, N failed"; non-zero exit on any failure.
 set -u
 
+# shellcheck source=tests/check.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/check.sh"
+
 BIN=${1:?usage: $0 PATH/TO/atoll-hsbench}
-PASSED=0
-FAILED=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/atoll-hsbench-test.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-
-pass() {
-    PASSED=$((PASSED + 1))
-    echo "PASS: $*"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    echo "FAIL: $*"
-}
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
 
 for tool in python3 timeout; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -101,5 +88,4 @@ RC=$?
 check "missing --cert file -> exit 1 with a message (rc $RC: $(head -1 "$WORK/nf.err"))" \
     [ "$RC" -eq 1 -a -s "$WORK/nf.err" -a ! -e "$WORK/none.json" ]
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

@@ -14,10 +14,11 @@
 # exit on any failure.
 set -u
 
+# shellcheck source=tests/check.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/check.sh"
+
 BIN=${1:?usage: $0 PATH/TO/atoll-serve}
 ISOLATES=2
-PASSED=0
-FAILED=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/atoll-serve-test.XXXXXX")
 TPID="" # the `timeout` wrapping the running server
 SPID="" # the server itself
@@ -32,20 +33,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-pass() {
-    PASSED=$((PASSED + 1))
-    echo "PASS: $*"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    echo "FAIL: $*"
-}
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
 
 for tool in curl openssl timeout; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -536,5 +523,4 @@ RC=$?
 check "bind error -> exit 1 with a message (rc $RC: $(head -1 "$WORK/bind.err"))" \
     [ "$RC" -eq 1 -a -s "$WORK/bind.err" ]
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

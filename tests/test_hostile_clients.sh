@@ -11,6 +11,9 @@
 # Last line: "N passed, N failed"; non-zero exit on any failure.
 set -uo pipefail
 
+# shellcheck source=tests/check.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/check.sh"
+
 BIN=${1:?usage: $0 PATH/TO/atoll-serve CERTS_DIR}
 CERTS=${2:?usage: $0 PATH/TO/atoll-serve CERTS_DIR}
 WORK=$(mktemp -d)
@@ -21,11 +24,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-PASSED=0
-FAILED=0
-pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
 
 # start NAME ARGS...: atoll-serve with the debug log; sets PORT_<NAME>.
 start() {
@@ -177,5 +175,4 @@ else
     fail "could not make the expired client certificate"
 fi
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

@@ -13,6 +13,9 @@
 # Last line: "N passed, N failed"; non-zero exit on any failure.
 set -euo pipefail
 
+# shellcheck source=tests/check.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/check.sh"
+
 BIN=${1:?usage: $0 PATH/TO/atoll-serve optimized|system [WOLFSSL_PREFIX]}
 BUILD=${2:?usage: $0 PATH/TO/atoll-serve optimized|system [WOLFSSL_PREFIX]}
 PREFIX=${3:-}
@@ -27,23 +30,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-PASSED=0
-FAILED=0
-pass() {
-    echo "PASS: $*"
-    PASSED=$((PASSED + 1))
-}
-fail() {
-    echo "FAIL: $*"
-    FAILED=$((FAILED + 1))
-}
-# check WHAT COMMAND...: passes when COMMAND succeeds.
-check() {
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
 
 case $BUILD in
 optimized)
@@ -215,5 +201,4 @@ fi
 # The server survived all of it.
 expect "$P" group_x25519 "$SH13 group=0x001d then flight"
 
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+summary

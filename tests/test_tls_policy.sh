@@ -25,6 +25,9 @@
 # Last line: "N passed, N failed"; non-zero exit on any failure.
 set -euo pipefail
 
+# shellcheck source=tests/check.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/check.sh"
+
 BIN=${1:?usage: $0 PATH/TO/atoll-serve PATH/TO/tls_probe.py}
 PROBE=${2:?usage: $0 PATH/TO/atoll-serve PATH/TO/tls_probe.py}
 WORK=$(mktemp -d)
@@ -36,17 +39,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-PASSED=0
-FAILED=0
-pass() {
-    echo "PASS: $*"
-    PASSED=$((PASSED + 1))
-}
-fail() {
-    echo "FAIL: $*"
-    FAILED=$((FAILED + 1))
-}
 
 # start NAME ARGS...: atoll-serve (one isolate) on a free loopback port;
 # returns once it printed its listening line (read from a FIFO: no polling),
@@ -319,5 +311,4 @@ else
     fail "--ciphers: exit $rc: $(head -n 1 <<<"$err")"
 fi
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary
