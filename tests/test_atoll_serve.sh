@@ -382,7 +382,27 @@ if start_server "$OUT" --isolates 2 --admin 127.0.0.1:0 --write-cert "$WORK/cert
         [ "$(curl -s --cacert "$WORK/cert6.pem" "https://localhost:$P6/")" = hello ] && OK6=$((OK6 + 1))
     done
     check "served by the remaining isolates: $OK6 of 20" [ "$OK6" -eq 20 ]
+    check "GET /live: 200 live" [ "$(admin GET /live)" = 200 -a "$(cat "$WORK/admin.body")" = live ]
+    check "GET /ready while serving: 200 ready" [ "$(admin GET /ready)" = 200 -a "$(cat "$WORK/admin.body")" = ready ]
+    check "POST /ready: 405" [ "$(admin POST /ready)" = 405 ]
+    MT=$(curl -s -o "$WORK/metrics" -w '%{http_code} %{content_type}' "http://127.0.0.1:$AP/metrics")
+    check "GET /metrics: 200, Prometheus text ($MT)" [ "$MT" = "200 text/plain; version=0.0.4" ]
+    check "/metrics: every counter typed, per isolate" \
+        grep -qx '# TYPE atoll_handshakes_total counter' "$WORK/metrics"
+    check "/metrics: the 20 handshakes, over the isolates" \
+        [ "$(awk '/^atoll_handshakes_total\{/ { s += $2 } END { print s }' "$WORK/metrics")" -eq 20 ]
+    check "/metrics: errors by kind and isolate" \
+        grep -qE '^atoll_handshake_errors_total\{isolate="1",kind="timeout"\} 0$' "$WORK/metrics"
+    check "/metrics: gauges and loop counters" \
+        grep -qE '^atoll_connections_open\{isolate="0"\} [0-9]+$|^atoll_loop_turns_total\{isolate="2"\} [1-9]' "$WORK/metrics"
+    # A connection still in its handshake holds the drain open, so /ready
+    # is asked while the drain runs; closing it lets the drain end.
+    exec 7<>"/dev/tcp/127.0.0.1/$P6"
     check "POST /drain: 202" [ "$(admin POST /drain)" = 202 ]
+    check "GET /ready once the drain began: 503 draining" \
+        [ "$(admin GET /ready)" = 503 -a "$(cat "$WORK/admin.body")" = draining ]
+    check "GET /live during the drain: 200" [ "$(admin GET /live)" = 200 ]
+    exec 7>&-
     wait_server
     FINAL=$(json_lines "$OUT" | tail -1)
     check "after /drain: exit 0 (rc $RC) and the final counters of 3 isolates" \

@@ -60,16 +60,21 @@ int admin_parse(const char *spec, char *host, size_t host_len, int *port)
     return 0;
 }
 
-static void reply(int fd, int status, const char *reason, const char *body)
+static void reply_typed(int fd, int status, const char *reason, const char *type, const char *body)
 {
     char head[256];
     size_t len = strlen(body);
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n\r\n",
-                     status, reason, len);
+                     status, reason, type, len);
     (void)!send(fd, head, (size_t)n, MSG_NOSIGNAL);
     (void)!send(fd, body, len, MSG_NOSIGNAL);
+}
+
+static void reply(int fd, int status, const char *reason, const char *body)
+{
+    reply_typed(fd, status, reason, "application/json", body);
 }
 
 static void reply_error(int fd, int status, const char *reason, const char *what, int rc)
@@ -146,7 +151,28 @@ static void handle(int fd, const char *method, const char *path)
 {
     char body[128];
     const char *rest = NULL;
-    if (!strcmp(path, "/stats")) {
+    if (!strcmp(path, "/live") || !strcmp(path, "/ready") || !strcmp(path, "/metrics")) {
+        if (strcmp(method, "GET")) {
+            reply_error(fd, 405, "Method Not Allowed", "GET only", 0);
+            return;
+        }
+        if (!strcmp(path, "/live")) {
+            reply_typed(fd, 200, "OK", "text/plain", "live\n"); /* the admin thread answers: the process runs */
+        } else if (!strcmp(path, "/ready")) {
+            if (atomic_load(&g.draining))
+                reply_typed(fd, 503, "Service Unavailable", "text/plain", "draining\n");
+            else
+                reply_typed(fd, 200, "OK", "text/plain", "ready\n");
+        } else {
+            char *text = stats_metrics();
+            if (!text) {
+                reply_error(fd, 500, "Internal Server Error", "out of memory", -ENOMEM);
+                return;
+            }
+            reply_typed(fd, 200, "OK", "text/plain; version=0.0.4", text);
+            free(text);
+        }
+    } else if (!strcmp(path, "/stats")) {
         if (strcmp(method, "GET")) {
             reply_error(fd, 405, "Method Not Allowed", "GET only", 0);
             return;
@@ -163,6 +189,7 @@ static void handle(int fd, const char *method, const char *path)
             reply_error(fd, 405, "Method Not Allowed", "POST only", 0);
             return;
         }
+        atomic_store(&g.draining, true); /* /ready says so from now on */
         reply(fd, 202, "Accepted", "{\"draining\":true}\n");
         kill(getpid(), SIGTERM); /* the main thread drains, as on a signal */
     } else if (!strcmp(path, "/isolates")) {

@@ -38,6 +38,7 @@ static void sc_unlink(sconn *s)
     if (s->next)
         s->next->prev = s->prev;
     is->nconns--;
+    atomic_fetch_sub(&is->open_conns, 1);
 }
 
 void sc_close(sconn *s)
@@ -165,6 +166,9 @@ void srv_on_connection(atoll_server *server, atoll_conn *c, void *user)
         is->conns->prev = s;
     is->conns = s;
     is->nconns++;
+    atomic_fetch_add(&is->open_conns, 1);
+    if (atoll_conn_resumed(c))
+        atomic_fetch_add(&is->resumed, 1);
     atoll_conn_set_nodelay(c, true);
     atoll_conn_set_callbacks(c, &conn_cb, s);
 }
@@ -226,6 +230,15 @@ bool debug_log;
 void srv_on_error(atoll_server *server, const atoll_server_error *e, void *user)
 {
     (void)user;
+    uint32_t id = atoll_isolate_id(atoll_server_isolate(server));
+    int kind = e->code == ATOLL_E_HANDSHAKE           ? ERR_HANDSHAKE
+               : e->code == ATOLL_E_HANDSHAKE_TIMEOUT ? ERR_TIMEOUT
+               : e->code == ATOLL_E_PEER_CLOSED       ? ERR_PEER_CLOSED
+               : e->code == ATOLL_E_CERTIFICATE       ? ERR_CERTIFICATE
+               : e->code == ATOLL_E_ALPN              ? ERR_ALPN
+                                                      : ERR_OTHER;
+    if (id < g.cap)
+        atomic_fetch_add(&g.iso[id].errors[kind], 1);
     if (debug_log)
         fprintf(stderr, PROG ": isolate %" PRIu32 ": handshake with %s port %u failed: %s: %s\n",
                 atoll_isolate_id(atoll_server_isolate(server)), e->peer.text, (unsigned)e->peer_port,

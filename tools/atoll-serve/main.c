@@ -221,7 +221,9 @@ int main(int argc, char **argv)
     }
 
     /* Shutdown: the runtime drains every listener member and connection
-     * (sc_on_drain); the listener's members are closed by then. */
+     * (sc_on_drain); the listener's members are closed by then. GET /ready
+     * answers 503 from here on, so a balancer stops sending first. */
+    atomic_store(&g.draining, true);
     rc = atoll_runtime_drain(g.rt, cfg->drain_timeout_ms);
     if (rc < 0 && rc != ATOLL_E_TIMEDOUT)
         die_rc("draining", rc);

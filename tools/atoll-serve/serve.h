@@ -83,6 +83,9 @@ int load_material(atoll_security_context *ctx, pem_buf *chain_out);
 
 struct sconn;
 
+/* Kinds of failed handshakes in /metrics (atoll_server_error.code). */
+enum { ERR_HANDSHAKE, ERR_TIMEOUT, ERR_PEER_CLOSED, ERR_CERTIFICATE, ERR_ALPN, ERR_OTHER, ERROR_KINDS };
+
 typedef struct iso_state {
     uint32_t id;
     struct sconn *conns; /* every live connection of this isolate */
@@ -93,6 +96,10 @@ typedef struct iso_state {
     time_t date_at;                   /* http: the second `date` was made for */
     char date[32];                    /* http: the Date field's value */
     _Atomic uint64_t header_timeouts; /* requests answered 408 (read by stats_json) */
+    /* For GET /metrics (stats.c), written by the isolate, read by the admin
+     * thread: open connections, resumed handshakes, failed ones by kind. */
+    _Atomic uint64_t open_conns, resumed;
+    _Atomic uint64_t errors[ERROR_KINDS];
     void *cache[BLOCK_CACHE];
     uint32_t ncache;
 } iso_state;
@@ -104,6 +111,7 @@ typedef struct app {
     uint32_t n;   /* isolates at start */
     uint32_t cap; /* iso[]: every isolate the runtime may have (max_isolates) */
     iso_state *iso;
+    _Atomic bool draining; /* a drain began: GET /ready answers 503 */
 } app;
 
 /* The program's state: the configuration, the runtime and its listener,
@@ -186,6 +194,10 @@ void http_pattern_init(void);
 void print_stats(void);
 /* The same line, malloc'd (NULL: out of memory); for the admin port. */
 char *stats_json(void);
+/* The same counters and a few more in Prometheus' text format (version
+ * 0.0.4), one sample per isolate (label isolate="N"), for GET /metrics;
+ * malloc'd, NULL when out of memory. Thread: any. */
+char *stats_metrics(void);
 
 /* ---- admin port (admin.c) ------------------------------------------------- */
 
