@@ -569,9 +569,8 @@ void atoll__isolate_ready(atoll_runtime *rt, struct atoll_isolate *iso)
  *   EXITED, stored under that lock). */
 static void atoll_release_early(atoll_runtime *rt, struct atoll_isolate *iso)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t give_up = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + ATOLL_RING_RELEASE_WAIT_MS;
+    /* 100 us naps, at least ATOLL_RING_RELEASE_WAIT_MS in all. */
+    uint32_t naps_left = ATOLL_RING_RELEASE_WAIT_MS * 10;
     uint32_t n = atomic_load(&rt->isolate_count);
     for (uint32_t i = 0; i < n; i++) {
         struct atoll_isolate *other = rt->isolates[i];
@@ -579,8 +578,7 @@ static void atoll_release_early(atoll_runtime *rt, struct atoll_isolate *iso)
             continue;
         /* An exited isolate submitted or discarded its SQ with its ring. */
         while (atomic_load(&other->wake_sqes) && atomic_load(&other->state) != ATOLL_ISOLATE_EXITED) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 >= give_up) {
+            if (naps_left-- == 0) {
                 atoll_stat_add(&iso->stats.ring_release_deferred, 1);
                 return;
             }

@@ -37,7 +37,6 @@ static void sc_unlink(sconn *s)
         is->conns = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    is->nconns--;
     atomic_fetch_sub(&is->open_conns, 1);
 }
 
@@ -165,7 +164,6 @@ void srv_on_connection(atoll_server *server, atoll_conn *c, void *user)
     if (is->conns)
         is->conns->prev = s;
     is->conns = s;
-    is->nconns++;
     atomic_fetch_add(&is->open_conns, 1);
     if (atoll_conn_resumed(c))
         atomic_fetch_add(&is->resumed, 1);

@@ -88,8 +88,7 @@ enum { ERR_HANDSHAKE, ERR_TIMEOUT, ERR_PEER_CLOSED, ERR_CERTIFICATE, ERR_ALPN, E
 
 typedef struct iso_state {
     uint32_t id;
-    struct sconn *conns; /* every live connection of this isolate */
-    uint32_t nconns;
+    struct sconn *conns; /* every live connection of this isolate (open_conns counts them) */
     bool draining;
     uint64_t drain_ns;                /* when the drain reached this isolate (mono_ns) */
     atoll_timer *sweep;               /* http: the header-timeout sweep */
