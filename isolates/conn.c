@@ -188,7 +188,15 @@ int atoll__conn_new(struct atoll_server *s, int slot, const struct sockaddr_stor
     *out = c;
     if (s->drain_deadline_ns)
         atoll__conn_drain(c, s->drain_deadline_ns); /* accepted while its server drains */
+    if (s->opts.proxy_protocol && !atoll__conn_proxy_admit(c, peer))
+        return ATOLL_E_PROXY_DENIED;
 
+    if (!s->wctx && c->proxy_wait) {
+        /* Plain TCP: handshaking only until the header is read. */
+        atoll__conn_start_hs_timer(c, s->opts.handshake_timeout_ms);
+        atoll__conn_arm_recv(c);
+        return 0;
+    }
     if (!s->wctx) {
         c->state = ATOLL_CONN_OPEN;
         atoll__conn_arm_recv(c);
@@ -213,7 +221,33 @@ static void atoll_conn_hs_timeout(atoll_timer *t, void *user)
     (void)t;
     c->hs_timer = NULL;
     if (c->state == ATOLL_CONN_HANDSHAKE)
-        atoll__conn_fail(c, ATOLL_E_HANDSHAKE_TIMEOUT);
+        atoll__conn_fail_reason(c, ATOLL_E_HANDSHAKE_TIMEOUT,
+                                c->proxy_wait ? "PROXY protocol: no complete header within the handshake timeout"
+                                              : NULL);
+}
+
+void atoll__conn_handshake_step(struct atoll_conn *c)
+{
+    if (c->proxy_wait && atoll__conn_proxy_read(c) <= 0)
+        return;
+    if (c->tls) {
+        atoll__tls_handshake_step(c);
+        return;
+    }
+    if (c->state != ATOLL_CONN_HANDSHAKE || !c->server)
+        return;
+    /* Plain TCP behind a PROXY header: delivered now, with what followed
+     * the header (and a FIN) for its first read. */
+    if (c->hs_timer) {
+        atoll_timer_cancel(c->hs_timer);
+        c->hs_timer = NULL;
+    }
+    c->state = ATOLL_CONN_OPEN;
+    struct atoll_server *s = c->server;
+    c->server = NULL;
+    atoll__server_conn_done(s, c, 0, NULL);
+    if (c->seg_count || c->recv_eof)
+        atoll__conn_schedule(c);
 }
 
 /* Handshake timer, started by conn_tls.c once the SSL object exists. */

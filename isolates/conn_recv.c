@@ -24,6 +24,19 @@ size_t atoll__conn_seg_bytes(const struct atoll_conn *c)
     return n;
 }
 
+size_t atoll__conn_seg_peek(const struct atoll_conn *c, uint8_t *dst, size_t len)
+{
+    size_t done = 0;
+    atoll_bufring *b = &c->iso->net->bufs;
+    for (uint32_t i = 0; i < c->seg_count && done < len; i++) {
+        const atoll_conn_seg *s = &c->segs[(c->seg_head + i) % c->seg_cap];
+        size_t n = s->len < len - done ? s->len : len - done;
+        memcpy(dst + done, atoll__bufring_addr(b, s->bid) + s->off, n);
+        done += n;
+    }
+    return done;
+}
+
 size_t atoll__conn_seg_take(struct atoll_conn *c, uint8_t *dst, size_t len)
 {
     size_t done = 0;
@@ -123,17 +136,17 @@ void atoll__conn_unpark_all(atoll_bufring *b)
     }
 }
 
-/* New bytes: TLS records go to the handshake queue or are decrypted;
- * either way the application hears at the next dispatch. */
+/* New bytes: a PROXY header or TLS records still in the handshake go to
+ * the handshake queue; records after it are decrypted; either way the
+ * application hears at the next dispatch. */
 static void atoll_conn_input(struct atoll_conn *c)
 {
-    if (c->tls) {
-        if (c->state == ATOLL_CONN_HANDSHAKE) {
-            atoll__conn_hs_queue(c);
-            return;
-        }
-        atoll__tls_pump_input(c);
+    if (c->state == ATOLL_CONN_HANDSHAKE) {
+        atoll__conn_hs_queue(c);
+        return;
     }
+    if (c->tls)
+        atoll__tls_pump_input(c);
     atoll__conn_schedule(c);
 }
 
@@ -160,7 +173,9 @@ void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
             atoll__bufring_recycle(c->iso, bid);
         if (res == 0) {
             c->recv_eof = true;
-            if (c->state == ATOLL_CONN_HANDSHAKE) {
+            if (c->state == ATOLL_CONN_HANDSHAKE && c->proxy_wait) {
+                atoll__conn_hs_queue(c); /* a header and a request may have come with the FIN */
+            } else if (c->state == ATOLL_CONN_HANDSHAKE) {
                 atoll__conn_fail(c, ATOLL_E_PEER_CLOSED);
             } else if (c->state == ATOLL_CONN_OPEN) {
                 if (c->tls)

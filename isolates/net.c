@@ -175,7 +175,7 @@ static void atoll_net_run_handshakes(struct atoll_isolate *iso)
         struct atoll_conn *c = atoll__connq_pop(&net->hs);
         if (s)
             s->handshakes_this_turn++;
-        atoll__tls_handshake_step(c);
+        atoll__conn_handshake_step(c);
         atoll__obj_unref(&c->obj); /* the queue's */
         if (c == end)
             return;

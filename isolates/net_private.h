@@ -16,6 +16,7 @@
 #include "isolates/isolate_private.h"
 #include "isolates/op.h"
 #include "isolates/user_data.h"
+#include "runtime/base/cidr.h"
 #include "runtime/base/listen.h"
 
 /* Output accepted from the application until writes go short. */
@@ -88,6 +89,10 @@ typedef struct atoll_net {
  * most connections one server accepts per turn. */
 #define ATOLL_SERVER_ACCEPTS 32
 
+/* Where PROXY headers are taken from when the options name no network: the
+ * balancer on the same host (atoll_server_options.proxy_allow). */
+#define ATOLL_PROXY_ALLOW_DEFAULT "127.0.0.0/8,::1/128"
+
 typedef struct atoll_accept_slot {
     struct sockaddr_in6 addr; /* large enough for either family; the kernel writes it */
     socklen_t addr_len;
@@ -128,6 +133,9 @@ struct atoll_server {
     atoll_server_options opts;
     uint8_t *alpn_wire; /* ALPN list, wire format (length-prefixed) */
     size_t alpn_len;
+    atoll_cidr *proxy_allow; /* with opts.proxy_protocol: where headers may come from
+                                (ATOLL_PROXY_ALLOW_DEFAULT when none given) */
+    size_t proxy_allow_n;
     atoll_server_callbacks cb;
     void *user;
     atoll_security_context *sctx;
@@ -180,6 +188,7 @@ struct atoll_conn {
     atoll_conn_state state;
     bool delivered;
     bool tls;
+    bool proxy_wait; /* in HANDSHAKE until its PROXY header is read */
     WOLFSSL *ssl;
     atoll_certificate *peer_cert;
     char *alpn;
@@ -311,6 +320,20 @@ void atoll__conn_schedule(struct atoll_conn *c);
 void atoll__conn_hs_queue(struct atoll_conn *c);
 void atoll__conn_dispatch(struct atoll_conn *c);
 void atoll__conn_start_hs_timer(struct atoll_conn *c, uint32_t ms);
+/* One step of a handshaking connection, from the handshake queue: its
+ * PROXY header first (when its server wants one), then TLS, or delivery
+ * for plain TCP. */
+void atoll__conn_handshake_step(struct atoll_conn *c);
+
+/* conn_proxy.c */
+/* With the server's proxy_protocol: refuses a source outside the
+ * allow-list (false: the connection failed), or marks the connection as
+ * waiting for its header (true). */
+bool atoll__conn_proxy_admit(struct atoll_conn *c, const struct sockaddr_storage *peer);
+/* Reads the PROXY header from what was received: 1 done (the remote
+ * address is the header's, its bytes consumed), 0 more bytes needed, -1
+ * the connection failed. */
+int atoll__conn_proxy_read(struct atoll_conn *c);
 void atoll__conn_teardown(struct atoll_conn *c);
 
 /* conn_recv.c */
@@ -320,6 +343,8 @@ void atoll__conn_cancel_recv(struct atoll_conn *c);
 void atoll__conn_unpark_all(atoll_bufring *b);
 /* Bytes received and not yet consumed (plain TCP: what read returns). */
 size_t atoll__conn_seg_bytes(const struct atoll_conn *c);
+/* Copies up to len received bytes out, leaving them received. */
+size_t atoll__conn_seg_peek(const struct atoll_conn *c, uint8_t *dst, size_t len);
 /* Copies up to len received bytes out, recycling emptied buffers. */
 size_t atoll__conn_seg_take(struct atoll_conn *c, uint8_t *dst, size_t len);
 void atoll__conn_segs_release(struct atoll_conn *c);

@@ -135,6 +135,7 @@ static void atoll_server_destroy(atoll_obj *o)
         atoll__files_remove(s->iso, &s->iso->net->files, s->pend[i].file);
     free(s->pend);
     free(s->alpn_wire);
+    free(s->proxy_allow);
     s->iso->refs--;
     free(s);
 }
@@ -324,6 +325,15 @@ int atoll_server_bind(atoll_isolate *self, const char *address, int port, const 
     if (ret < 0)
         return ret;
     opts.supported_protocols = NULL; /* the caller's array is not kept */
+    atoll_cidr *allow = NULL;
+    size_t allow_n = 0;
+    if (opts.proxy_protocol &&
+        (ret = atoll__cidr_list_parse(opts.proxy_allow ? opts.proxy_allow : ATOLL_PROXY_ALLOW_DEFAULT, &allow,
+                                      &allow_n)) < 0) {
+        free(alpn);
+        return ret;
+    }
+    opts.proxy_allow = NULL; /* nor the caller's string */
     atoll_net *net;
     ret = atoll__net_get(self, &net);
     struct atoll_server *s = ret == 0 ? calloc(1, sizeof(*s)) : NULL;
@@ -331,6 +341,7 @@ int atoll_server_bind(atoll_isolate *self, const char *address, int port, const 
     if (!sb) {
         free(s);
         free(alpn);
+        free(allow);
         return ret < 0 ? ret : -ENOMEM;
     }
     sb->refs = 1;
@@ -342,6 +353,8 @@ int atoll_server_bind(atoll_isolate *self, const char *address, int port, const 
     s->opts = opts;
     s->alpn_wire = alpn;
     s->alpn_len = alpn_len;
+    s->proxy_allow = allow;
+    s->proxy_allow_n = allow_n;
     s->cb = *cb;
     s->user = user;
     s->fd = -1;

@@ -29,7 +29,8 @@ struct atoll_listener {
     pthread_cond_t cond;
     char address[256];
     int port;
-    atoll_server_options opts;
+    atoll_server_options opts; /* its strings point into opts_strings */
+    void *opts_strings;
     atoll_security_context *ctx;
     atoll_server_callbacks cb;
     void *user;
@@ -163,8 +164,43 @@ static void atoll_listener_close_members(struct atoll_listener *l)
     pthread_mutex_unlock(&l->lock);
 }
 
+/* Copies the strings the options point to (ALPN names, proxy_allow) into
+ * one block the listener owns: isolates added later bind with them, long
+ * after the caller's arrays may be gone. Entries the bind will refuse
+ * (NULL names) stay NULL. 0 or -ENOMEM. */
+static int atoll_listener_own_options(struct atoll_listener *l)
+{
+    atoll_server_options *o = &l->opts;
+    size_t n = o->supported_protocols ? o->supported_protocols_count : 0;
+    size_t size = n * sizeof(char *) + (o->proxy_allow ? strlen(o->proxy_allow) + 1 : 0);
+    for (size_t i = 0; i < n; i++)
+        size += o->supported_protocols[i] ? strlen(o->supported_protocols[i]) + 1 : 0;
+    if (size == 0)
+        return 0;
+    char **names = malloc(size);
+    if (!names)
+        return -ENOMEM;
+    char *p = (char *)(names + n);
+    for (size_t i = 0; i < n; i++) {
+        const char *src = o->supported_protocols[i];
+        names[i] = NULL;
+        if (src) {
+            size_t len = strlen(src) + 1;
+            names[i] = memcpy(p, src, len);
+            p += len;
+        }
+    }
+    if (o->supported_protocols)
+        o->supported_protocols = (const char *const *)names;
+    if (o->proxy_allow)
+        o->proxy_allow = memcpy(p, o->proxy_allow, strlen(o->proxy_allow) + 1);
+    l->opts_strings = names;
+    return 0;
+}
+
 static void atoll_listener_free(struct atoll_listener *l)
 {
+    free(l->opts_strings);
     if (l->ctx)
         atoll_security_context_release(l->ctx);
     pthread_mutex_destroy(&l->lock);
@@ -203,6 +239,10 @@ int atoll_runtime_listen(atoll_runtime *rt, const char *address, int port, const
     else
         atoll_server_options_init(&l->opts);
     l->opts.shared = true;
+    if (atoll_listener_own_options(l) < 0) {
+        atoll_listener_free(l);
+        return -ENOMEM;
+    }
     l->cb = *cb;
     l->user = user;
     if (ctx) {

@@ -139,6 +139,10 @@ static void ns_on_connection(atoll_server *server, atoll_conn *c, void *user)
     const atoll_certificate *cert = atoll_conn_peer_certificate(c);
     snprintf(s->peer_subject, sizeof(s->peer_subject), "%s", cert ? atoll_certificate_subject(cert) : "");
     snprintf(s->peer_issuer, sizeof(s->peer_issuer), "%s", cert ? atoll_certificate_issuer(cert) : "");
+    uint16_t peer_port = 0;
+    const atoll_address *peer = atoll_conn_remote_address(c, &peer_port);
+    snprintf(s->last_peer, sizeof(s->last_peer), "%s", peer ? peer->text : "");
+    atomic_store(&s->last_peer_port, peer_port);
     if (atoll_conn_resumed(c))
         atomic_fetch_add(&s->resumed, 1);
     atomic_fetch_add(&s->connections, 1);

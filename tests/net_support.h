@@ -31,6 +31,8 @@ typedef struct ns_server {
     char peer_subject[256]; /* "" when no peer certificate */
     char peer_issuer[256];
     char last_reason[128];
+    char last_peer[64]; /* remote address of the last connection delivered */
+    _Atomic int last_peer_port;
     atoll_address last_error_peer;
 } ns_server;
 

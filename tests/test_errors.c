@@ -35,6 +35,8 @@ static const struct {
     {ATOLL_E_CLOSED, "ATOLL_E_CLOSED"},
     {ATOLL_E_ALPN, "ATOLL_E_ALPN"},
     {ATOLL_E_CONN_CAP, "ATOLL_E_CONN_CAP"},
+    {ATOLL_E_PROXY_HEADER, "ATOLL_E_PROXY_HEADER"},
+    {ATOLL_E_PROXY_DENIED, "ATOLL_E_PROXY_DENIED"},
 };
 #define N_ATOLL_CODES (sizeof atoll_codes / sizeof atoll_codes[0])
 

@@ -79,6 +79,12 @@ enum atoll_error {
      *  (atoll_runtime_options.conns_per_isolate): accepting pauses until one
      *  closes; a connect fails with this code. */
     ATOLL_E_CONN_CAP = -4024,
+    /** PROXY protocol: the connection did not begin with a valid PROXY
+     *  header (missing, malformed, or oversized); the reason says which. */
+    ATOLL_E_PROXY_HEADER = -4025,
+    /** PROXY protocol: the connection came from a source outside the
+     *  server's proxy_allow networks; it was closed unread. */
+    ATOLL_E_PROXY_DENIED = -4026,
 };
 
 /**

@@ -91,17 +91,37 @@ typedef struct atoll_server_options {
      *  handshake is a full one (load tests of full handshakes). Default
      *  false: tickets sealed with the runtime's keys. */
     bool disable_resumption;
+    /** PROXY protocol, versions 1 and 2: every connection must begin with
+     *  a PROXY header (HAProxy's proxy-protocol.txt), read before the TLS
+     *  handshake. The connection's remote address and port are then the
+     *  ones the header carries (a v2 LOCAL or v1 UNKNOWN header keeps the
+     *  real ones: a balancer's health check). A header missing, malformed
+     *  or oversized (v1 over 107 bytes, v2 over 16 + 2048) fails the
+     *  connection with ATOLL_E_PROXY_HEADER; one not complete within
+     *  handshake_timeout_ms (which covers header and handshake together)
+     *  with ATOLL_E_HANDSHAKE_TIMEOUT; both reach on_error. Works for plain
+     *  TCP servers too. Default false. */
+    bool proxy_protocol;
+    /** With proxy_protocol: the only sources a header is taken from,
+     *  "CIDR[,CIDR...]" of numeric IPv4/IPv6 networks ("10.0.0.0/8", an
+     *  address alone is one host; host bits below the prefix are ignored;
+     *  an IPv4-mapped peer matches IPv4 networks). A connection from any
+     *  other source is closed unread, on_error with ATOLL_E_PROXY_DENIED.
+     *  NULL: "127.0.0.0/8,::1/128". Copied at bind (not kept). */
+    const char *proxy_allow;
 } atoll_server_options;
 
 /** Why a connection failed before reaching the application. */
 typedef struct atoll_server_error {
     /** ATOLL_E_HANDSHAKE, ATOLL_E_HANDSHAKE_TIMEOUT, ATOLL_E_PEER_CLOSED,
-     *  ATOLL_E_CERTIFICATE, ATOLL_E_ALPN, or a negated errno (-ENOMEM: out
-     *  of memory inside wolfSSL). */
+     *  ATOLL_E_CERTIFICATE, ATOLL_E_ALPN, ATOLL_E_PROXY_HEADER,
+     *  ATOLL_E_PROXY_DENIED, or a negated errno (-ENOMEM: out of memory
+     *  inside wolfSSL). */
     int code;
     /** Human-readable reason (wolfSSL's error text where there is one). */
     const char *reason;
-    /** The peer's address. */
+    /** The peer's address (with proxy_protocol: the header's source once
+     *  the header was read, else the balancer's). */
     atoll_address peer;
     /** The peer's port. */
     uint16_t peer_port;
@@ -139,7 +159,8 @@ ATOLL_API void atoll_server_options_init(atoll_server_options *opts);
  * Errors returned now (nothing was started): ATOLL_E_WRONG_THREAD, -EINVAL
  * (address NULL or empty, port outside 0..65535, backlog negative or above
  * 65535, an ALPN name empty or longer than 255 bytes, the encoded ALPN list
- * 8192 bytes or more, callbacks NULL), -ENOMEM, ATOLL_E_STOPPED, -EAGAIN (a
+ * 8192 bytes or more, proxy_allow not a list of networks, callbacks
+ * NULL), -ENOMEM, ATOLL_E_STOPPED, -EAGAIN (a
  * host name while the runtime's lookup queue is full: 256 lookups already
  * wait for its 4 lookup threads; or no lookup thread could be started).
  * Thread: the calling isolate (`self`).
@@ -251,7 +272,9 @@ typedef struct atoll_listener atoll_listener;
  * the first isolate's bind takes the ephemeral port and the others bind
  * that port. `cb` runs on each isolate for that isolate's server (on_bound
  * too). On any failure the servers already bound are closed and the error
- * of the first failure is returned (as on_bound would give it).
+ * of the first failure is returned (as on_bound would give it). The
+ * strings `opts` points to (ALPN names, proxy_allow) are copied: isolates
+ * added later bind with the copies.
  * Errors: those of atoll_server_bind() and of on_bound, ATOLL_E_STATE
  * (runtime not started), ATOLL_E_DEADLOCK (called from an isolate).
  * Thread: any thread that is not an isolate of this runtime.

@@ -53,6 +53,8 @@ static const atoll_error_entry atoll_errors[] = {
     {ATOLL_E_ALPN, "ATOLL_E_ALPN", "no application protocol in common (ALPN, strict mode)"},
     {ATOLL_E_CONN_CAP, "ATOLL_E_CONN_CAP",
      "the isolate's connection cap is reached (raise conns_per_isolate and RLIMIT_NOFILE)"},
+    {ATOLL_E_PROXY_HEADER, "ATOLL_E_PROXY_HEADER", "PROXY protocol: missing, malformed or oversized header"},
+    {ATOLL_E_PROXY_DENIED, "ATOLL_E_PROXY_DENIED", "PROXY protocol: the source is not in the server's allow-list"},
 };
 
 static const atoll_error_entry *atoll_error_find(int code)
