@@ -4,6 +4,7 @@
  * protocol names. A bad command line exits 2 with the reason and the usage;
  * so does --plain with a TLS-only flag, which would otherwise be ignored.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ static const char usage_text[] =
     "            [--v6only] [--backlog N] [--handshake-timeout MS] [--no-resumption] [--duration S]\n"
     "            [--pin-cpus] [--steering hash|cpu] [--drain-timeout MS] [--admin ADDR:PORT]\n"
     "            [--idle-timeout MS] [--header-timeout MS] [--max-conns N]\n"
+    "            [--proxy-protocol [--proxy-allow CIDR[,CIDR...]]] [--drain-delay MS]\n"
     "\n"
     "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
     "listener per isolate); with --plain the same server over cleartext TCP.\n"
@@ -38,8 +40,9 @@ static const char usage_text[] =
     "                          signals. The TLS-only options (--cert, --key,\n"
     "                          --key-password, --write-cert, --alpn, --alpn-strict,\n"
     "                          --request-client-cert, --require-client-cert,\n"
-    "                          --client-ca, --handshake-timeout, --no-resumption)\n"
-    "                          are refused with it (exit 2)\n"
+    "                          --client-ca, --handshake-timeout (allowed with\n"
+    "                          --proxy-protocol), --no-resumption) are refused\n"
+    "                          with it (exit 2)\n"
     "  --cert FILE             certificate chain (PEM, leaf first, or one DER certificate)\n"
     "  --key FILE              its private key (PEM or DER); required with --cert\n"
     "  --key-password PW       password of an encrypted --key\n"
@@ -62,7 +65,8 @@ static const char usage_text[] =
     "  --v6only                IPV6_V6ONLY for an IPv6 address (default dual stack)\n"
     "  --backlog N             listen backlog per isolate, 0..65535; 0 = SOMAXCONN.\n"
     "                          Default 0\n"
-    "  --handshake-timeout MS  TLS handshake timeout in ms; 0 disables. Default 10000\n"
+    "  --handshake-timeout MS  TLS handshake timeout in ms (with --proxy-protocol it\n"
+    "                          covers the PROXY header too); 0 disables. Default 10000\n"
     "  --no-resumption         no session tickets or cache: every handshake is full\n"
     "  --pin-cpus              pin isolate i to the i-th CPU this process may run on\n"
     "  --steering hash|cpu     how the kernel's SO_REUSEPORT group spreads new\n"
@@ -81,6 +85,24 @@ static const char usage_text[] =
     "                          isolates, handshaking ones too), 0..16777216; at the\n"
     "                          cap new connections wait in the kernel's queue\n"
     "                          (backlog). 0: no cap but the per-isolate table. Default 0\n"
+    "  --proxy-protocol        every connection begins with a PROXY protocol header\n"
+    "                          (v1 or v2, as HAProxy's send-proxy and send-proxy-v2\n"
+    "                          write), read before the TLS handshake; the server\n"
+    "                          sees the client address it carries (a v2 LOCAL or v1\n"
+    "                          UNKNOWN header keeps the balancer's). A missing,\n"
+    "                          malformed or oversized header closes the connection\n"
+    "                          (counted as kind \"proxy\"); one not complete within\n"
+    "                          --handshake-timeout too (kind \"timeout\")\n"
+    "  --proxy-allow LIST      with --proxy-protocol: the only sources a header is\n"
+    "                          taken from, CIDR[,CIDR...] (numeric; an address alone\n"
+    "                          is one host); connections from anywhere else are\n"
+    "                          closed unread (kind \"proxy_denied\").\n"
+    "                          Default 127.0.0.0/8,::1/128\n"
+    "  --drain-delay MS        on SIGINT, SIGTERM, the end of --duration or POST\n"
+    "                          /drain: GET /ready answers 503 at once, and the\n"
+    "                          server goes on accepting for MS before the drain\n"
+    "                          itself begins, so a balancer's health checks take\n"
+    "                          it out first, 0..3600000. Default 0\n"
     "  --drain-timeout MS      how long a drain (signals, --duration, the admin\n"
     "                          port's /drain and DELETE /isolates/N) lets\n"
     "                          connections finish before closing them, 0..86400000.\n"
@@ -142,6 +164,9 @@ static const char usage_text[] =
     "HTTP mode (keep-alive, pipelining; requests up to 8 KiB of headers):\n"
     "  GET|HEAD /          200, body \"hello\\n\"\n"
     "  GET|HEAD /bytes/N   200, N bytes (0 <= N <= 1073741824), streamed\n"
+    "  GET|HEAD /whoami    200, body \"ADDR PORT\\n\": the client's address and port\n"
+    "                      as the server sees them (with --proxy-protocol: the\n"
+    "                      header's), e.g. \"127.0.0.1 40312\\n\"\n"
     "  other paths         404, body \"not found\\n\" (connection kept)\n"
     "  malformed request, other method, headers over 8 KiB, N too large, a request\n"
     "  with Transfer-Encoding, an HTTP/1.1 request without Host, a request with\n"
@@ -178,6 +203,42 @@ static int64_t parse_int(const char *flag, const char *s, int64_t lo, int64_t hi
     return v;
 }
 
+/* The shape the library's proxy_allow takes: numeric addresses, each with
+ * an optional /prefix in range, comma-separated, blanks around items. */
+static bool cidr_list_ok(const char *list)
+{
+    for (const char *p = list;;) {
+        size_t n = strcspn(p, ",");
+        char item[64];
+        while (n && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == 0 || n >= sizeof(item))
+            return false;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        char *slash = strchr(item, '/');
+        if (slash)
+            *slash = '\0';
+        unsigned char bytes[16];
+        int bits = inet_pton(AF_INET, item, bytes) == 1 ? 32 : inet_pton(AF_INET6, item, bytes) == 1 ? 128 : 0;
+        if (bits == 0)
+            return false;
+        if (slash) {
+            char *end = NULL;
+            errno = 0;
+            long v = strtol(slash + 1, &end, 10);
+            if (errno || end == slash + 1 || *end || slash[1] < '0' || slash[1] > '9' || v > bits)
+                return false;
+        }
+        p += strcspn(p, ",");
+        if (!*p)
+            return true;
+        p++;
+    }
+}
+
 void parse_args(int argc, char **argv, config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -192,6 +253,7 @@ void parse_args(int argc, char **argv, config *cfg)
     cfg->header_timeout_ms = 10000;
     /* The first TLS-only flag given, for the --plain check once all are read. */
     const char *tls_flag = NULL;
+    bool handshake_timeout_flag = false;
     for (int i = 1; i < argc; i++) {
         char flagbuf[CLI_FLAG_BUF];
         const char *val;
@@ -272,7 +334,7 @@ void parse_args(int argc, char **argv, config *cfg)
         } else if (FLAG("--handshake-timeout")) {
             NEED_VALUE();
             cfg->handshake_timeout_ms = (uint32_t)parse_int(a, val, 0, UINT32_MAX);
-            TLS_ONLY("--handshake-timeout");
+            handshake_timeout_flag = true;
         } else if (FLAG("--no-resumption")) {
             NO_VALUE();
             cfg->no_resumption = true;
@@ -293,6 +355,17 @@ void parse_args(int argc, char **argv, config *cfg)
         } else if (FLAG("--max-conns")) {
             NEED_VALUE();
             cfg->max_conns = (uint32_t)parse_int(a, val, 0, 16777216);
+        } else if (FLAG("--proxy-protocol")) {
+            NO_VALUE();
+            cfg->proxy_protocol = true;
+        } else if (FLAG("--proxy-allow")) {
+            NEED_VALUE();
+            if (!cidr_list_ok(val))
+                usage_error("--proxy-allow: '%s' is not a list of CIDR networks (e.g. 10.0.0.0/8,::1/128)", val);
+            cfg->proxy_allow = val;
+        } else if (FLAG("--drain-delay")) {
+            NEED_VALUE();
+            cfg->drain_delay_ms = (uint32_t)parse_int(a, val, 0, 3600000);
         } else if (FLAG("--drain-timeout")) {
             NEED_VALUE();
             cfg->drain_timeout_ms = (uint32_t)parse_int(a, val, 0, 86400000);
@@ -322,6 +395,11 @@ void parse_args(int argc, char **argv, config *cfg)
         }
 #undef TLS_ONLY
     }
+    /* The handshake timeout also bounds the wait for a PROXY header. */
+    if (handshake_timeout_flag && !cfg->proxy_protocol && !tls_flag)
+        tls_flag = "--handshake-timeout";
+    if (cfg->proxy_allow && !cfg->proxy_protocol)
+        usage_error("--proxy-allow needs --proxy-protocol");
     if (cfg->plain && tls_flag)
         usage_error("%s is a TLS option: --plain serves cleartext and takes no TLS option", tls_flag);
     if (cfg->request_cert && cfg->require_cert)

@@ -234,6 +234,8 @@ void srv_on_error(atoll_server *server, const atoll_server_error *e, void *user)
                : e->code == ATOLL_E_PEER_CLOSED       ? ERR_PEER_CLOSED
                : e->code == ATOLL_E_CERTIFICATE       ? ERR_CERTIFICATE
                : e->code == ATOLL_E_ALPN              ? ERR_ALPN
+               : e->code == ATOLL_E_PROXY_HEADER      ? ERR_PROXY
+               : e->code == ATOLL_E_PROXY_DENIED      ? ERR_PROXY_DENIED
                                                       : ERR_OTHER;
     if (id < g.cap)
         atomic_fetch_add(&g.iso[id].errors[kind], 1);

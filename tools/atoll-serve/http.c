@@ -4,6 +4,7 @@
  * heads, routing / and /bytes/N, and writing responses, a streamed pattern
  * for /bytes/N.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -323,9 +324,18 @@ static int http_parse(sconn *s)
     int status = 404;
     const char *body = "not found\n";
     uint64_t stream = 0;
+    char whoami[INET6_ADDRSTRLEN + 8];
     if (plen == 1) {
         status = 200;
         body = "hello\n";
+    } else if (plen == 7 && memcmp(target, "/whoami", 7) == 0) {
+        /* The peer as the application sees it: the client's own address
+         * behind a balancer that sends a PROXY header. */
+        uint16_t port = 0;
+        const atoll_address *peer = atoll_conn_remote_address(s->c, &port);
+        snprintf(whoami, sizeof(whoami), "%s %u\n", peer ? peer->text : "?", (unsigned)port);
+        status = 200;
+        body = whoami;
     } else if (plen > 7 && memcmp(target, "/bytes/", 7) == 0) {
         const char *d = target + 7;
         size_t dl = plen - 7;

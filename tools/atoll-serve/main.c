@@ -161,6 +161,8 @@ int main(int argc, char **argv)
     so.idle_timeout_ms = cfg->idle_timeout_ms;
     so.disable_resumption = cfg->no_resumption;
     so.alpn_strict = cfg->alpn_strict;
+    so.proxy_protocol = cfg->proxy_protocol;
+    so.proxy_allow = cfg->proxy_allow;
     static const atoll_server_callbacks scb = {
         .on_bound = srv_on_bound,
         .on_connection = srv_on_connection,
@@ -220,10 +222,16 @@ int main(int argc, char **argv)
         break; /* SIGINT, SIGTERM */
     }
 
-    /* Shutdown: the runtime drains every listener member and connection
-     * (sc_on_drain); the listener's members are closed by then. GET /ready
-     * answers 503 from here on, so a balancer stops sending first. */
+    /* Shutdown: GET /ready answers 503 from here on, and for --drain-delay
+     * the server goes on accepting, so a balancer's checks take it out
+     * before its sockets close. Then the runtime drains every listener
+     * member and connection (sc_on_drain); the members are closed by then. */
     atomic_store(&g.draining, true);
+    if (cfg->drain_delay_ms) {
+        struct timespec delay = {(time_t)(cfg->drain_delay_ms / 1000), (long)(cfg->drain_delay_ms % 1000) * 1000000L};
+        while (nanosleep(&delay, &delay) < 0 && errno == EINTR)
+            ;
+    }
     rc = atoll_runtime_drain(g.rt, cfg->drain_timeout_ms);
     if (rc < 0 && rc != ATOLL_E_TIMEDOUT)
         die_rc("draining", rc);

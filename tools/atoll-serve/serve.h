@@ -38,6 +38,9 @@ typedef struct config {
     uint32_t max_conns;         /* --max-conns */
     uint32_t header_timeout_ms; /* --header-timeout (http) */
     const char *admin;          /* --admin, or NULL */
+    bool proxy_protocol;        /* --proxy-protocol */
+    const char *proxy_allow;    /* --proxy-allow, or NULL (the library's default) */
+    uint32_t drain_delay_ms;    /* --drain-delay */
     double duration_s;          /* 0: none */
 } config;
 
@@ -84,7 +87,17 @@ int load_material(atoll_security_context *ctx, pem_buf *chain_out);
 struct sconn;
 
 /* Kinds of failed handshakes in /metrics (atoll_server_error.code). */
-enum { ERR_HANDSHAKE, ERR_TIMEOUT, ERR_PEER_CLOSED, ERR_CERTIFICATE, ERR_ALPN, ERR_OTHER, ERROR_KINDS };
+enum {
+    ERR_HANDSHAKE,
+    ERR_TIMEOUT,
+    ERR_PEER_CLOSED,
+    ERR_CERTIFICATE,
+    ERR_ALPN,
+    ERR_PROXY,
+    ERR_PROXY_DENIED,
+    ERR_OTHER,
+    ERROR_KINDS
+};
 
 typedef struct iso_state {
     uint32_t id;

@@ -123,8 +123,8 @@ static const metric metrics[] = {
     {"atoll_recv_enobufs_total", "counter", "receives that found the buffer ring empty", ERROR_KINDS, m_enobufs},
 };
 
-static const char *const error_kinds[ERROR_KINDS] = {"handshake",   "timeout", "peer_closed",
-                                                     "certificate", "alpn",    "other"};
+static const char *const error_kinds[ERROR_KINDS] = {"handshake", "timeout", "peer_closed",  "certificate",
+                                                     "alpn",      "proxy",   "proxy_denied", "other"};
 
 char *stats_metrics(void)
 {
