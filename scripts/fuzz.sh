@@ -14,7 +14,7 @@
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
-all_targets=(tls_ingest tls_alpn tls_session http_parse material)
+all_targets=(tls_ingest tls_alpn tls_session http_parse material proxy_header)
 
 usage() {
 	sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"

@@ -62,6 +62,16 @@ void atoll_conn_set_write_events(atoll_conn *c, bool enabled)
     c->write_events = enabled;
 }
 
+/* GET /whoami: a fixed peer (the route's formatting is what runs). */
+const atoll_address *atoll_conn_remote_address(const atoll_conn *c, uint16_t *port)
+{
+    static const atoll_address peer = {.family = 2, .text = "192.0.2.7", .host = "192.0.2.7"};
+    (void)c;
+    if (port)
+        *port = 40312;
+    return &peer;
+}
+
 /* ---- atoll-serve's connection helpers (tools/atoll-serve/conn.c) ------------ */
 
 void sc_close(sconn *s)
