@@ -534,6 +534,13 @@ int atoll_runtime_destroy(atoll_runtime *rt)
     return 0;
 }
 
+int atoll_runtime_set_ticket_keys(atoll_runtime *rt, const void *keys, size_t len)
+{
+    if (!rt)
+        return -EINVAL;
+    return atoll__ticket_keys_set(&rt->tickets, keys, len);
+}
+
 void atoll_runtime_info_get(const atoll_runtime *rt, atoll_runtime_info *out)
 {
     if (rt && out)

@@ -10,8 +10,9 @@
 # accepted >= handshakes >= successful requests, --duration exits by itself,
 # --plain: HTTP over http:// and echo over cleartext TCP (bash's /dev/tcp),
 # with the same output lines and handshakes 0, a bad flag (and --plain with
-# each TLS-only flag) -> exit 2. Last line: "N passed, N failed"; non-zero
-# exit on any failure.
+# each TLS-only flag) -> exit 2, --ticket-key-file shared by two servers
+# (a session from one resumes on the other; SIGHUP reloads; a bad file is
+# refused). Last line: "N passed, N failed"; non-zero exit on any failure.
 set -u
 
 # shellcheck source=tests/check.sh
@@ -22,14 +23,21 @@ ISOLATES=2
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/atoll-serve-test.XXXXXX")
 TPID="" # the `timeout` wrapping the running server
 SPID="" # the server itself
+TPID2="" # a second server, running beside the first (section 11)
+SPID2=""
 
 cleanup() {
-    if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then
-        kill -KILL "$SPID" 2>/dev/null
-    fi
-    if [ -n "$TPID" ]; then
-        wait "$TPID" 2>/dev/null
-    fi
+    local p
+    for p in "$SPID" "$SPID2"; do
+        if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+            kill -KILL "$p" 2>/dev/null
+        fi
+    done
+    for p in "$TPID" "$TPID2"; do
+        if [ -n "$p" ]; then
+            wait "$p" 2>/dev/null
+        fi
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -56,15 +64,15 @@ start_server() {
     timeout -k 5 60 "$BIN" "$@" >"$out" 2>"$out.err" &
     TPID=$!
     SPID=""
-    local i
-    for i in $(seq 1 100); do
+    local _
+    for _ in $(seq 1 100); do
         if [ -z "$SPID" ]; then
             SPID=$(pgrep -P "$TPID" 2>/dev/null | head -1)
         fi
         if grep -q '^listening on ' "$out" 2>/dev/null; then
             # The server printed, so it exists: find it if the first
             # look came before timeout had started it.
-            for i in $(seq 1 50); do
+            for _ in $(seq 1 50); do
                 [ -n "$SPID" ] && return 0
                 SPID=$(pgrep -P "$TPID" 2>/dev/null | head -1)
                 sleep 0.1
@@ -321,7 +329,8 @@ fi
 # 5. Bad command lines: exit 2, a message and the usage on stderr.
 for args in "--no-such-flag" "--port 65536" "--port x" "--isolates 0" "--mode ftp" "--cert only.pem" \
     "--request-client-cert --require-client-cert" "--alpn a,,b" "--duration 0" "--backlog" "--steering rr" "--admin x" "--admin 127.0.0.1:70000" "--admin ::1:80" \
-    "--drain-timeout -1" "--alpn h2,http/1.1" "--alpn http/1.1,spdy/3"; do
+    "--drain-timeout -1" "--alpn h2,http/1.1" "--alpn http/1.1,spdy/3" "--ticket-key-file k --no-resumption" \
+    "--ticket-key-file"; do
     # shellcheck disable=SC2086
     timeout 10 "$BIN" $args >"$WORK/bad.out" 2>"$WORK/bad.err"
     RC=$?
@@ -337,7 +346,7 @@ done
 for args in "--plain --cert c.pem --key k.pem" "--plain --key k.pem" "--plain --key-password pw" \
     "--plain --write-cert $WORK/plain-cert.pem" "--plain --alpn h2" "--plain --alpn=" "--plain --request-client-cert" \
     "--plain --require-client-cert" "--plain --client-ca ca.pem" "--plain --handshake-timeout 5000" \
-    "--plain --no-resumption" "--no-resumption --plain" "--plain --alpn-strict"; do
+    "--plain --no-resumption" "--no-resumption --plain" "--plain --alpn-strict" "--plain --ticket-key-file k"; do
     # shellcheck disable=SC2086
     timeout 10 "$BIN" $args >"$WORK/bad.out" 2>"$WORK/bad.err"
     RC=$?
@@ -531,11 +540,123 @@ else
     fail "server with timeouts starts: $(cat "$OUT.err")"
 fi
 
+# ---------------------------------------------------------------------------
+# 11. --ticket-key-file: two servers (two processes, each with its own
+# ephemeral certificate) given the same 80-byte key: a session begun on A
+# resumes on B. SIGHUP re-reads the file (B's changed: A's sessions no
+# longer resume there; [new, old]: they do again); a bad file on reload
+# keeps the previous keys; a bad file at start-up is refused.
+# resume_on PORT_A PORT_B: "reused" when a TLS 1.3 session from A resumes on
+# B, "full" when B makes a full handshake, else the error. The ticket comes
+# after the handshake: a request and its response first.
+resume_on() {
+    timeout 20 python3 - "$1" "$2" <<'PY' 2>&1 | tail -1
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+def get(port, session=None):
+    raw = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+    s = ctx.wrap_socket(raw, session=session)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data[:40]
+    out = (s.session, s.session_reused)
+    s.close()
+    return out
+session, _ = get(sys.argv[1])
+_, reused = get(sys.argv[2], session)
+print("reused" if reused else "full")
+PY
+}
+# hup_wait ERRFILE PATTERN: SIGHUP to the server in SPID2, then waits (at
+# most 5 s) for a line matching PATTERN in ERRFILE.
+hup_wait() {
+    local before
+    before=$(grep -c -- "$2" "$1")
+    [ -n "$SPID2" ] && kill -HUP "$SPID2"
+    for _ in $(seq 1 50); do
+        [ "$(grep -c -- "$2" "$1")" -gt "$before" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+if command -v python3 >/dev/null 2>&1; then
+    head -c 80 /dev/urandom >"$WORK/tk-old"
+    head -c 80 /dev/urandom >"$WORK/tk-new"
+    cp "$WORK/tk-old" "$WORK/tkA"
+    cp "$WORK/tk-old" "$WORK/tkB"
+    OUT=$WORK/out11
+    OUTB=$WORK/out11b
+    if start_server "$OUT" --isolates 1 --ticket-key-file "$WORK/tkA" && PA=$(sed -nE 's/^listening on .*:([0-9]+) isolates=[0-9]+$/\1/p' "$OUT") &&
+        TPIDA=$TPID && SPIDA=$SPID && start_server "$OUTB" --isolates 2 --ticket-key-file "$WORK/tkB"; then
+        # The second server's pids in TPID2/SPID2, the first's back in TPID/SPID.
+        TPID2=$TPID SPID2=$SPID TPID=$TPIDA SPID=$SPIDA
+        PB=$(sed -nE 's/^listening on .*:([0-9]+) isolates=[0-9]+$/\1/p' "$OUTB")
+        check "same --ticket-key-file: a session from A resumes on B ($(resume_on "$PA" "$PB"))" \
+            [ "$(resume_on "$PA" "$PB")" = reused ]
+        check "and one from B on A" [ "$(resume_on "$PB" "$PA")" = reused ]
+        cp "$WORK/tk-new" "$WORK/tkB"
+        check "SIGHUP, B's file changed: 'ticket keys reloaded: 1 key(s) from 1 file(s)'" \
+            hup_wait "$OUTB.err" '^ticket keys reloaded: 1 key(s) from 1 file(s)$'
+        check "after the reload A's sessions no longer resume on B ($(resume_on "$PA" "$PB"))" \
+            [ "$(resume_on "$PA" "$PB")" = full ]
+        cat "$WORK/tk-new" "$WORK/tk-old" >"$WORK/tkB"
+        check "SIGHUP, B's file [new, old]: 2 key(s)" \
+            hup_wait "$OUTB.err" '^ticket keys reloaded: 2 key(s) from 1 file(s)$'
+        check "A's sessions (old key) resume on B again ($(resume_on "$PA" "$PB"))" [ "$(resume_on "$PA" "$PB")" = reused ]
+        head -c 79 /dev/urandom >"$WORK/tkB"
+        check "SIGHUP, a 79-byte file: reload failed, keeping the previous keys" \
+            hup_wait "$OUTB.err" "^atoll-serve: --ticket-key-file: reload failed: $WORK/tkB: 79 bytes.*; keeping the previous keys\$"
+        check "B still serves with the previous keys [new, old] ($(resume_on "$PA" "$PB"))" \
+            [ "$(resume_on "$PA" "$PB")" = reused ]
+        check "B's stderr: just the three reload lines (no key bytes)" [ "$(wc -l <"$OUTB.err")" -eq 3 ]
+        kill -TERM "$SPID" "$SPID2"
+        wait_server
+        check "A exits 0 (rc $RC)" [ "$RC" -eq 0 ]
+        wait "$TPID2"
+        RC=$?
+        TPID2="" SPID2=""
+        check "B exits 0 after its SIGHUPs (rc $RC)" [ "$RC" -eq 0 ]
+    else
+        fail "two servers with --ticket-key-file start: $(cat "$OUT.err" "$OUTB.err" 2>/dev/null)"
+    fi
+    # SIGHUP without --ticket-key-file: said, and the server goes on.
+    OUT=$WORK/out11c
+    if start_server "$OUT" --isolates 1; then
+        TPID2=$TPID SPID2=$SPID
+        check "SIGHUP without --ticket-key-file: nothing to reload" hup_wait "$OUT.err" 'nothing to reload'
+        check "and the server keeps running" kill -0 "${SPID:-999999}"
+        kill -TERM "$SPID"
+        wait_server
+        TPID2="" SPID2=""
+        check "then exits 0 on SIGTERM (rc $RC)" [ "$RC" -eq 0 ]
+    else
+        fail "server for SIGHUP without key files starts: $(cat "$OUT.err")"
+    fi
+else
+    fail "python3 is required for the --ticket-key-file checks"
+fi
+head -c 79 /dev/urandom >"$WORK/tk79"
+timeout 10 "$BIN" --isolates 1 --duration 5 --ticket-key-file "$WORK/tk-old" --ticket-key-file "$WORK/tk79" \
+    >"$WORK/tk79.out" 2>"$WORK/tk79.err"
+RC=$?
+check "a 79-byte --ticket-key-file at start-up: exit 1, the file named (rc $RC: $(head -1 "$WORK/tk79.err"))" \
+    [ "$RC" -eq 1 -a "$(grep -cF -- "$WORK/tk79: 79 bytes" "$WORK/tk79.err")" -eq 1 -a ! -s "$WORK/tk79.out" ]
+
 timeout 10 "$BIN" --help >"$WORK/help.out" 2>&1
 RC=$?
 check "--help exits 0 and documents the output lines" \
     [ "$RC" -eq 0 -a "$(grep -c -e 'listening on ADDR:PORT isolates=N' -e '"handshake_errors"' "$WORK/help.out")" -ge 2 ]
 check "--help documents --plain" grep -q -- '^  --plain ' "$WORK/help.out"
+check "--help documents --ticket-key-file and SIGHUP" \
+    [ "$(grep -c -e '^  --ticket-key-file FILE ' -e 'SIGHUP re-reads' "$WORK/help.out")" -eq 2 ]
 
 # A bind error is a runtime error: exit 1.
 timeout 10 "$BIN" --address 192.0.2.1 --port 1 --isolates 1 >"$WORK/bind.out" 2>"$WORK/bind.err"

@@ -403,6 +403,30 @@ ATOLL_API int atoll_runtime_join(atoll_runtime *rt);
 ATOLL_API int atoll_runtime_destroy(atoll_runtime *rt);
 
 /**
+ * Sets the session-ticket keys shared with other processes or hosts, so
+ * that a session begun on one resumes on another. `keys` is `len` bytes of
+ * one or more 80-byte keys back to back, nginx's ssl_session_ticket_key
+ * file format (as `openssl rand 80` writes): per key a 16-byte name, a
+ * 32-byte HMAC secret and a 32-byte AES key. The first key seals new
+ * tickets; every key opens tickets named after it, and a ticket opened with
+ * a key other than the first is re-issued under the first (as is one
+ * sealed with the runtime's own keys before). Only the format is nginx's:
+ * the tickets are atoll's own (AEAD keys derived from the 64 secret bytes),
+ * shared between atoll servers. `len` 0 (`keys` may be NULL) goes back to
+ * the runtime's own keys (a random secret per runtime, rotated every
+ * ticket_rotation_s). The bytes are copied (the caller may wipe its buffer
+ * at once); the previous copy is wiped, as is the last at destroy; keys are
+ * never logged. It takes effect for the next ticket sealed or opened on
+ * every isolate, listeners already open included. Servers with
+ * disable_resumption issue and accept no ticket either way.
+ * Errors: -EINVAL (rt NULL, `len` not a multiple of 80, more than 64 keys,
+ * `keys` NULL with `len` > 0), -ENOMEM. The previous keys stay on error.
+ * Thread: any thread, at any time between create and destroy, including an
+ * isolate of this runtime.
+ */
+ATOLL_API int atoll_runtime_set_ticket_keys(atoll_runtime *rt, const void *keys, size_t len);
+
+/**
  * Fills `out` with the kernel, ring and wolfSSL facts of this runtime.
  * Thread: any thread.
  */

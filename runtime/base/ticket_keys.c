@@ -11,8 +11,21 @@
  * Keys are derived per call (one HKDF, cheap next to a handshake) rather
  * than cached, which keeps the callback free of mutable state: any isolate
  * can open any other isolate's tickets with nothing but the master secret.
+ *
+ * With shared keys (nginx's 80-byte ssl_session_ticket_key entries: name 16
+ * || HMAC secret 32 || AES key 32), only the file format is nginx's:
+ *   key_name = the key's 16-byte name (so the whole name is taken)
+ *   iv       = 16 random bytes, except iv[12], which names the AEAD
+ *              (AES-256-GCM or ChaCha20-Poly1305); nonce = iv[0..11]
+ *   mac, AAD = as above
+ * The AEAD key is HKDF-SHA256 over the 64 secret bytes with our own label
+ * and the AEAD's id, not the file's AES key used as is: every secret byte
+ * counts, and the same file given to nginx (AES-CBC + HMAC) or used with
+ * both AEADs never puts one key to two algorithms.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -35,16 +48,29 @@
 static const unsigned char magic_aes[TICKET_MAGIC_SZ] = {'a', 't', 'o', 'l', 'l', 'T', 'A', '1'};
 static const unsigned char magic_chacha[TICKET_MAGIC_SZ] = {'a', 't', 'o', 'l', 'l', 'T', 'C', '1'};
 
-enum ticket_aead { AEAD_AES128_GCM, AEAD_CHACHA20_POLY1305 };
+enum ticket_aead { AEAD_AES128_GCM, AEAD_AES256_GCM, AEAD_CHACHA20_POLY1305 };
+
+/* Shared-key tickets: iv[SHARED_ALG_AT] names the AEAD (authenticated as
+ * part of the AAD). */
+#define SHARED_ALG_AT     TICKET_NONCE_SZ
+#define SHARED_ALG_AES    'A'
+#define SHARED_ALG_CHACHA 'C'
+#define SHARED_SECRET_SZ  (ATOLL__TICKET_KEY_SZ - WOLFSSL_TICKET_NAME_SZ)
 
 _Static_assert(WOLFSSL_TICKET_NAME_SZ == TICKET_MAGIC_SZ + 8, "key_name holds magic + epoch");
 _Static_assert(WOLFSSL_TICKET_IV_SZ >= TICKET_NONCE_SZ, "iv holds the nonce");
 _Static_assert(WOLFSSL_TICKET_MAC_SZ >= TICKET_TAG_SZ, "mac holds the tag");
+_Static_assert(WOLFSSL_TICKET_IV_SZ > SHARED_ALG_AT, "iv holds the nonce and the AEAD id");
+_Static_assert(ATOLL__TICKET_KEY_SZ == WOLFSSL_TICKET_NAME_SZ + 64, "nginx's key: name 16, secrets 32 + 32");
 
 int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s)
 {
     if (keys == NULL)
         return -EINVAL;
+    keys->shared = NULL;
+    keys->nshared = 0;
+    if (pthread_rwlock_init(&keys->lock, NULL) != 0)
+        return -ENOMEM;
     WC_RNG rng;
     if (wc_InitRng(&rng) != 0) {
         atoll__secure_zero(&rng, sizeof(rng));
@@ -55,6 +81,7 @@ int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s)
     atoll__secure_zero(&rng, sizeof(rng)); /* its DRBG state produced the secret */
     if (rc != 0) {
         atoll__secure_zero(keys->master, sizeof(keys->master));
+        pthread_rwlock_destroy(&keys->lock);
         return -EIO;
     }
     keys->rotation_s = rotation_s != 0 ? rotation_s : 3600;
@@ -63,8 +90,67 @@ int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s)
 
 void atoll__ticket_keys_wipe(atoll_ticket_keys *keys)
 {
-    if (keys != NULL)
-        atoll__secure_zero(keys->master, sizeof(keys->master));
+    if (keys == NULL)
+        return;
+    atoll__secure_zero(keys->master, sizeof(keys->master));
+    /* No isolate reads any more (see the header): no lock needed. */
+    atoll__secure_zero(keys->shared, keys->nshared * ATOLL__TICKET_KEY_SZ);
+    free(keys->shared);
+    keys->shared = NULL;
+    keys->nshared = 0;
+    pthread_rwlock_destroy(&keys->lock);
+}
+
+int atoll__ticket_keys_set(atoll_ticket_keys *keys, const void *data, size_t len)
+{
+    if (keys == NULL || len % ATOLL__TICKET_KEY_SZ != 0 || len > ATOLL__TICKET_KEYS_MAX * ATOLL__TICKET_KEY_SZ ||
+        (len > 0 && data == NULL))
+        return -EINVAL;
+    uint8_t *copy = NULL;
+    if (len > 0) {
+        copy = malloc(len);
+        if (copy == NULL)
+            return -ENOMEM;
+        memcpy(copy, data, len);
+    }
+    pthread_rwlock_wrlock(&keys->lock);
+    uint8_t *old = keys->shared;
+    size_t nold = keys->nshared;
+    keys->shared = copy;
+    keys->nshared = len / ATOLL__TICKET_KEY_SZ;
+    pthread_rwlock_unlock(&keys->lock);
+    /* Outside the lock: no reader waits on the wipe. */
+    atoll__secure_zero(old, nold * ATOLL__TICKET_KEY_SZ);
+    free(old);
+    return 0;
+}
+
+/* Finds a shared key and copies its name and 64 secret bytes out, holding
+ * the lock only for that. `name` NULL: the first key (the sealing one).
+ * Returns -1 when no shared key is set, 0 when none has that name, 1 found
+ * (*index = its place; with duplicate names the first one wins).
+ * Thread: any. */
+static int shared_key(atoll_ticket_keys *keys, const unsigned char *name,
+                      unsigned char name_out[WOLFSSL_TICKET_NAME_SZ], unsigned char secret[SHARED_SECRET_SZ],
+                      size_t *index)
+{
+    int found = -1;
+    pthread_rwlock_rdlock(&keys->lock);
+    if (keys->nshared > 0) {
+        found = 0;
+        for (size_t i = 0; i < keys->nshared; i++) {
+            const uint8_t *k = keys->shared + i * ATOLL__TICKET_KEY_SZ;
+            if (name == NULL || memcmp(k, name, WOLFSSL_TICKET_NAME_SZ) == 0) {
+                memcpy(name_out, k, WOLFSSL_TICKET_NAME_SZ);
+                memcpy(secret, k + WOLFSSL_TICKET_NAME_SZ, SHARED_SECRET_SZ);
+                *index = i;
+                found = 1;
+                break;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&keys->lock);
+    return found;
 }
 
 bool atoll__tls_aes_fast(void)
@@ -131,26 +217,21 @@ static int hmac_sha256(const unsigned char *key, word32 key_len, const unsigned 
     return rc;
 }
 
-/* key = HKDF-SHA256(salt = none, master, info = label || magic || epoch),
- * RFC 5869 written out (one Expand block suffices for key_len <= 32) so
- * that the PRK and the output block live here and are wiped.
- * Returns 0 or a wolfCrypt error. Thread: any; reads `keys` only. */
-static int derive_key(const atoll_ticket_keys *keys, const unsigned char *magic, uint64_t epoch, unsigned char *key,
-                      word32 key_len)
+/* key = HKDF-SHA256(salt = none, ikm, info), RFC 5869 written out (one
+ * Expand block suffices for key_len <= 32) so that the PRK and the output
+ * block live here and are wiped. Returns 0 or a wolfCrypt error.
+ * Thread: any. */
+static int hkdf_sha256(const unsigned char *ikm, word32 ikm_len, const unsigned char *info, word32 info_len,
+                       unsigned char *key, word32 key_len)
 {
-    static const char label[] = "atoll session ticket key";
     static const unsigned char zero_salt[WC_SHA256_DIGEST_SIZE];
     static const unsigned char counter = 0x01;
     if (key_len > WC_SHA256_DIGEST_SIZE)
         return BAD_FUNC_ARG;
-    unsigned char info[sizeof(label) - 1 + TICKET_MAGIC_SZ + 8];
-    memcpy(info, label, sizeof(label) - 1);
-    memcpy(info + sizeof(label) - 1, magic, TICKET_MAGIC_SZ);
-    put_be64(info + sizeof(label) - 1 + TICKET_MAGIC_SZ, epoch);
     unsigned char prk[WC_SHA256_DIGEST_SIZE], t1[WC_SHA256_DIGEST_SIZE];
-    int rc = hmac_sha256(zero_salt, sizeof(zero_salt), keys->master, sizeof(keys->master), NULL, 0, prk);
+    int rc = hmac_sha256(zero_salt, sizeof(zero_salt), ikm, ikm_len, NULL, 0, prk);
     if (rc == 0)
-        rc = hmac_sha256(prk, sizeof(prk), info, sizeof(info), &counter, 1, t1);
+        rc = hmac_sha256(prk, sizeof(prk), info, info_len, &counter, 1, t1);
     if (rc == 0)
         memcpy(key, t1, key_len);
     atoll__secure_zero(prk, sizeof(prk));
@@ -158,7 +239,35 @@ static int derive_key(const atoll_ticket_keys *keys, const unsigned char *magic,
     return rc;
 }
 
-/* Runs the AEAD in place over ticket[0, len). Every cipher state (the AES
+/* The runtime's own key: HKDF-SHA256(master, info = label || magic ||
+ * epoch). Returns 0 or a wolfCrypt error. Thread: any; reads `keys` only. */
+static int derive_key(const atoll_ticket_keys *keys, const unsigned char *magic, uint64_t epoch, unsigned char *key,
+                      word32 key_len)
+{
+    static const char label[] = "atoll session ticket key";
+    unsigned char info[sizeof(label) - 1 + TICKET_MAGIC_SZ + 8];
+    memcpy(info, label, sizeof(label) - 1);
+    memcpy(info + sizeof(label) - 1, magic, TICKET_MAGIC_SZ);
+    put_be64(info + sizeof(label) - 1 + TICKET_MAGIC_SZ, epoch);
+    return hkdf_sha256(keys->master, sizeof(keys->master), info, sizeof(info), key, key_len);
+}
+
+/* A shared key's AEAD key: HKDF-SHA256(HMAC secret || AES key, info =
+ * label || AEAD id), 32 bytes. A label of its own, so it never equals a
+ * key of the runtime's scheme. Returns 0 or a wolfCrypt error.
+ * Thread: any. */
+static int derive_shared_key(const unsigned char secret[SHARED_SECRET_SZ], unsigned char alg_id,
+                             unsigned char key[CHACHA20_POLY1305_AEAD_KEYSIZE])
+{
+    static const char label[] = "atoll shared session ticket key";
+    unsigned char info[sizeof(label) - 1 + 1];
+    memcpy(info, label, sizeof(label) - 1);
+    info[sizeof(label) - 1] = alg_id;
+    return hkdf_sha256(secret, SHARED_SECRET_SZ, info, sizeof(info), key, CHACHA20_POLY1305_AEAD_KEYSIZE);
+}
+
+/* Runs the AEAD in place over ticket[0, len) with `key` (16 bytes for
+ * AES-128-GCM, 32 for the others). Every cipher state (the AES
  * key schedule, the ChaCha20 state and Poly1305 key) lives on this frame
  * and is wiped before returning, whatever the outcome. Returns 0, or
  * nonzero on any failure (for open: a forged or damaged ticket).
@@ -188,7 +297,7 @@ static int aead(enum ticket_aead alg, bool seal, const unsigned char *key, const
     Aes aes;
     rc = wc_AesInit(&aes, NULL, INVALID_DEVID);
     if (rc == 0) {
-        rc = wc_AesGcmSetKey(&aes, key, AES_128_KEY_SIZE);
+        rc = wc_AesGcmSetKey(&aes, key, alg == AEAD_AES256_GCM ? AES_256_KEY_SIZE : AES_128_KEY_SIZE);
         if (rc == 0) {
             rc =
                 seal
@@ -201,13 +310,65 @@ static int aead(enum ticket_aead alg, bool seal, const unsigned char *key, const
     return rc;
 }
 
+/* Seals (enc) or opens a ticket with shared key `secret` named `name`
+ * (copied into key_name when sealing). Returns 0, or nonzero on any failure
+ * (open: forged, damaged, or an unknown AEAD id). Thread: any. */
+static int shared_aead(bool enc, const unsigned char name[WOLFSSL_TICKET_NAME_SZ],
+                       const unsigned char secret[SHARED_SECRET_SZ], unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
+                       unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
+                       unsigned char *ticket, int in_len)
+{
+    enum ticket_aead alg;
+    if (enc) {
+        alg = atoll__tls_aes_fast() ? AEAD_AES256_GCM : AEAD_CHACHA20_POLY1305;
+        memcpy(key_name, name, WOLFSSL_TICKET_NAME_SZ);
+        if (getrandom(iv, WOLFSSL_TICKET_IV_SZ, 0) != WOLFSSL_TICKET_IV_SZ)
+            return -1;
+        iv[SHARED_ALG_AT] = alg == AEAD_AES256_GCM ? SHARED_ALG_AES : SHARED_ALG_CHACHA;
+        memset(mac, 0, WOLFSSL_TICKET_MAC_SZ);
+    } else if (iv[SHARED_ALG_AT] == SHARED_ALG_AES) {
+        alg = AEAD_AES256_GCM;
+    } else if (iv[SHARED_ALG_AT] == SHARED_ALG_CHACHA) {
+        alg = AEAD_CHACHA20_POLY1305;
+    } else {
+        return -1;
+    }
+    unsigned char key[CHACHA20_POLY1305_AEAD_KEYSIZE];
+    unsigned char aad[WOLFSSL_TICKET_NAME_SZ + WOLFSSL_TICKET_IV_SZ];
+    memcpy(aad, key_name, WOLFSSL_TICKET_NAME_SZ);
+    memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
+    int rc = derive_shared_key(secret, iv[SHARED_ALG_AT], key);
+    if (rc == 0)
+        rc = aead(alg, enc, key, iv, aad, sizeof(aad), ticket, (word32)in_len, mac);
+    atoll__secure_zero(key, sizeof(key));
+    return rc;
+}
+
 int atoll__ticket_key_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
                          unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc,
                          unsigned char *ticket, int in_len, int *out_len, void *user)
 {
-    const atoll_ticket_keys *keys = user;
+    (void)ssl;
+    atoll_ticket_keys *keys = user;
     if (keys == NULL || ticket == NULL || in_len <= 0 || out_len == NULL)
         return WOLFSSL_TICKET_RET_FATAL;
+
+    /* Shared keys first: the first seals; any opens a ticket named after
+     * it, one not first being re-issued under the first. */
+    unsigned char name[WOLFSSL_TICKET_NAME_SZ], secret[SHARED_SECRET_SZ];
+    size_t index = 0;
+    int shared = shared_key(keys, enc ? NULL : key_name, name, secret, &index);
+    if (shared == 1) {
+        int rc = shared_aead(enc != 0, name, secret, key_name, iv, mac, ticket, in_len);
+        atoll__secure_zero(secret, sizeof(secret));
+        if (rc != 0)
+            return enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
+        *out_len = in_len;
+        return enc || index == 0 ? WOLFSSL_TICKET_RET_OK : WOLFSSL_TICKET_RET_CREATE;
+    }
+    /* Not found (shared == 0): nothing was copied. With shared keys set, a
+     * ticket of the runtime's own scheme still opens below (e.g. issued
+     * just before the keys were set) and is re-issued under the first. */
 
     uint64_t now = current_epoch(keys);
     enum ticket_aead alg;
@@ -233,7 +394,7 @@ int atoll__ticket_key_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAM
             return WOLFSSL_TICKET_RET_REJECT; /* not ours: full handshake */
         epoch = get_be64(key_name + TICKET_MAGIC_SZ);
         if (epoch == now)
-            ok = WOLFSSL_TICKET_RET_OK;
+            ok = shared == 0 ? WOLFSSL_TICKET_RET_CREATE : WOLFSSL_TICKET_RET_OK;
         else if (now > 0 && epoch == now - 1)
             ok = WOLFSSL_TICKET_RET_CREATE; /* still good; reissue under the current key */
         else

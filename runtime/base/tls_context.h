@@ -5,6 +5,7 @@
 #ifndef ATOLL_RUNTIME_TLS_CONTEXT_H
 #define ATOLL_RUNTIME_TLS_CONTEXT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,19 +16,31 @@
 #include "atoll/tls.h"
 
 /*
- * Session-ticket keys owned by the runtime and shared by all its isolates,
- * with no lock and no shared mutable state: a 32-byte master secret drawn at
- * runtime creation; the key of epoch E (E = unix time / rotation period) is
- * derived from (master, E) with HKDF-SHA256. Tickets are sealed with the
- * current epoch's key (AES-128-GCM or ChaCha20-Poly1305, whichever is fast
- * here, see atoll__tls_aes_fast) and carry E in their key name; tickets of
- * the current and the previous epoch are accepted, older ones are refused
- * (full handshake). Resumption therefore works whichever isolate a client
- * reconnects to.
+ * Session-ticket keys owned by the runtime and shared by all its isolates.
+ *
+ * The runtime's own keys need no lock and no shared mutable state: a 32-byte
+ * master secret drawn at runtime creation; the key of epoch E (E = unix time
+ * / rotation period) is derived from (master, E) with HKDF-SHA256. Tickets
+ * are sealed with the current epoch's key (AES-128-GCM or ChaCha20-Poly1305,
+ * whichever is fast here, see atoll__tls_aes_fast) and carry E in their key
+ * name; tickets of the current and the previous epoch are accepted, older
+ * ones are refused (full handshake). Resumption therefore works whichever
+ * isolate a client reconnects to.
+ *
+ * Shared keys (atoll_runtime_set_ticket_keys: nginx's ssl_session_ticket_key
+ * format, 80 bytes a key) replace them for sealing when set, so that several
+ * processes or hosts resume each other's sessions: the first seals, all
+ * open. They change while isolates read them, hence `lock`; a reader holds
+ * it only to find a key and copy it out.
  */
+#define ATOLL__TICKET_KEY_SZ   80 /* name 16 || HMAC secret 32 || AES key 32 */
+#define ATOLL__TICKET_KEYS_MAX 64
 typedef struct atoll_ticket_keys {
     uint8_t master[32];
-    uint32_t rotation_s; /* default 3600 */
+    uint32_t rotation_s;   /* default 3600 */
+    pthread_rwlock_t lock; /* guards shared, nshared */
+    uint8_t *shared;       /* nshared * ATOLL__TICKET_KEY_SZ bytes, or NULL */
+    size_t nshared;        /* 0: the runtime's own keys seal */
 } atoll_ticket_keys;
 
 /* Overwrites `len` bytes at `p` with zeros in a way the compiler cannot
@@ -42,18 +55,27 @@ void atoll__secure_zero(void *p, size_t len);
  * not). Called by runtime creation and security contexts. 0 or -ENOMEM. */
 int atoll__wolfssl_init(void);
 
-/* Draws the master secret (wolfCrypt RNG). Returns 0 or -EIO. */
+/* Draws the master secret (wolfCrypt RNG), no shared keys. Returns 0,
+ * -EIO, or -ENOMEM (the lock). */
 int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s);
 
-/* Wipes the master secret (a wipe the compiler cannot drop), so no copy is
- * left in freed memory. No errors. Thread: runtime destroy, when no isolate
- * can seal or open tickets any more. */
+/* Wipes the master secret and the shared keys (a wipe the compiler cannot
+ * drop), so no copy is left in freed memory, and destroys the lock. Call
+ * once per init. No errors. Thread: runtime destroy, when no isolate can
+ * seal or open tickets any more. */
 void atoll__ticket_keys_wipe(atoll_ticket_keys *keys);
+
+/* Copies `len` bytes of shared keys (ATOLL__TICKET_KEY_SZ each, at most
+ * ATOLL__TICKET_KEYS_MAX) in place of the current ones, which are wiped;
+ * len 0 (data may be NULL) goes back to the runtime's own keys. Returns 0,
+ * -EINVAL (len not a multiple of 80, too many keys, data NULL), -ENOMEM.
+ * Thread: any, while isolates seal and open tickets. */
+int atoll__ticket_keys_set(atoll_ticket_keys *keys, const void *data, size_t len);
 
 /* wolfSSL's SessionTicketEncCb (wolfSSL_CTX_set_TicketEncCb), `keys` being
  * the atoll_ticket_keys given to wolfSSL_CTX_set_TicketEncCtx. Seals
  * (enc = 1) or opens (enc = 0) `ticket` in place; returns a
- * WOLFSSL_TICKET_RET_* value. Thread: any; reads `keys` only. */
+ * WOLFSSL_TICKET_RET_* value. Thread: any; reads `keys` (under its lock). */
 int atoll__ticket_key_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
                          unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc,
                          unsigned char *ticket, int in_len, int *out_len, void *keys);

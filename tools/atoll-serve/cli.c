@@ -2,7 +2,8 @@
  * tools/atoll-serve/cli.c: atoll-serve's command line: the usage text, the
  * option parser that fills the configuration, and the ALPN list split into
  * protocol names. A bad command line exits 2 with the reason and the usage;
- * so does --plain with a TLS-only flag, which would otherwise be ignored.
+ * so does --plain with a TLS-only flag, which would otherwise be ignored,
+ * and --ticket-key-file with --no-resumption.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,7 @@ static const char usage_text[] =
     "            [--pin-cpus] [--steering hash|cpu] [--drain-timeout MS] [--admin ADDR:PORT]\n"
     "            [--idle-timeout MS] [--header-timeout MS] [--max-conns N]\n"
     "            [--proxy-protocol [--proxy-allow CIDR[,CIDR...]]] [--drain-delay MS]\n"
+    "            [--ticket-key-file FILE]...\n"
     "\n"
     "A TLS server on every isolate of an atoll runtime (one shared, runtime-steered\n"
     "listener per isolate); with --plain the same server over cleartext TCP.\n"
@@ -41,8 +43,8 @@ static const char usage_text[] =
     "                          --key-password, --write-cert, --alpn, --alpn-strict,\n"
     "                          --request-client-cert, --require-client-cert,\n"
     "                          --client-ca, --handshake-timeout (allowed with\n"
-    "                          --proxy-protocol), --no-resumption) are refused\n"
-    "                          with it (exit 2)\n"
+    "                          --proxy-protocol), --no-resumption,\n"
+    "                          --ticket-key-file) are refused with it (exit 2)\n"
     "  --cert FILE             certificate chain (PEM, leaf first, or one DER certificate)\n"
     "  --key FILE              its private key (PEM or DER); required with --cert\n"
     "  --key-password PW       password of an encrypted --key\n"
@@ -68,6 +70,17 @@ static const char usage_text[] =
     "  --handshake-timeout MS  TLS handshake timeout in ms (with --proxy-protocol it\n"
     "                          covers the PROXY header too); 0 disables. Default 10000\n"
     "  --no-resumption         no session tickets or cache: every handshake is full\n"
+    "  --ticket-key-file FILE  session-ticket keys shared with other servers, so a\n"
+    "                          session begun on one resumes on another: nginx's\n"
+    "                          ssl_session_ticket_key format, 80-byte keys back to\n"
+    "                          back (16-byte name, 32-byte HMAC secret, 32-byte AES\n"
+    "                          key; e.g. `openssl rand 80 > FILE`), at most 64 keys\n"
+    "                          in all. May be repeated: the keys of all the files in\n"
+    "                          command-line order, the first one sealing new\n"
+    "                          tickets, every one opening them. Read at start-up (a\n"
+    "                          size not a positive multiple of 80 exits 1) and again\n"
+    "                          on SIGHUP. Not with --no-resumption. Default: the\n"
+    "                          server's own random keys, rotated hourly\n"
     "  --pin-cpus              pin isolate i to the i-th CPU this process may run on\n"
     "  --steering hash|cpu     how the kernel's SO_REUSEPORT group spreads new\n"
     "                          connections: hash (client address and port) or cpu (to\n"
@@ -159,7 +172,12 @@ static const char usage_text[] =
     "between requests; a new connection waits for its first request; echo: after\n"
     "its next echo or the peer's close),\n"
     "what is left at --drain-timeout is closed; then the counters are printed and\n"
-    "the exit status is 0. SIGUSR1 prints the counters.\n"
+    "the exit status is 0. SIGUSR1 prints the counters. SIGHUP re-reads every\n"
+    "--ticket-key-file and prints on stderr \"ticket keys reloaded: N key(s) from\n"
+    "M file(s)\"; if one cannot be read or has a bad size it prints\n"
+    "\"atoll-serve: --ticket-key-file: reload failed: REASON; keeping the previous\n"
+    "keys\" and serves on with them. Without --ticket-key-file SIGHUP only says\n"
+    "there is nothing to reload.\n"
     "\n"
     "HTTP mode (keep-alive, pipelining; requests up to 8 KiB of headers):\n"
     "  GET|HEAD /          200, body \"hello\\n\"\n"
@@ -183,8 +201,8 @@ static const char usage_text[] =
     "handshake and every connection that ended with an error, with the peer and\n"
     "the reason, one line each.\n"
     "\n"
-    "Exit status: 0 after a signal or --duration; 1 runtime errors (certificate or\n"
-    "key files, io_uring, bind); 2 bad command line.\n";
+    "Exit status: 0 after a signal or --duration; 1 runtime errors (certificate,\n"
+    "key or ticket key files, io_uring, bind); 2 bad command line.\n";
 
 /* The reason, the usage, exit 2 (tools/common/cli_flags.c). */
 #define usage_error(...) cli_usage_error(PROG, usage_text, __VA_ARGS__)
@@ -339,6 +357,19 @@ void parse_args(int argc, char **argv, config *cfg)
             NO_VALUE();
             cfg->no_resumption = true;
             TLS_ONLY("--no-resumption");
+        } else if (FLAG("--ticket-key-file")) {
+            NEED_VALUE();
+            if (!*val)
+                usage_error("--ticket-key-file: empty");
+            if (!cfg->ticket_key_files) {
+                cfg->ticket_key_files = calloc((size_t)argc, sizeof(*cfg->ticket_key_files));
+                if (!cfg->ticket_key_files) {
+                    fprintf(stderr, PROG ": out of memory\n");
+                    exit(1);
+                }
+            }
+            cfg->ticket_key_files[cfg->nticket_key_files++] = val;
+            TLS_ONLY("--ticket-key-file");
         } else if (FLAG("--admin")) {
             NEED_VALUE();
             char host[256];
@@ -402,6 +433,8 @@ void parse_args(int argc, char **argv, config *cfg)
         usage_error("--proxy-allow needs --proxy-protocol");
     if (cfg->plain && tls_flag)
         usage_error("%s is a TLS option: --plain serves cleartext and takes no TLS option", tls_flag);
+    if (cfg->no_resumption && cfg->nticket_key_files > 0)
+        usage_error("--ticket-key-file and --no-resumption exclude each other (no tickets without resumption)");
     if (cfg->request_cert && cfg->require_cert)
         usage_error("--request-client-cert and --require-client-cert exclude each other");
     if (cfg->cert && !cfg->key)

@@ -12,9 +12,10 @@
  *
  * Threads: the main thread parses the command line, makes the certificate,
  * starts the runtime and then only waits for signals (sigtimedwait on a
- * mask blocked before the isolates start, so they inherit it). Everything
- * that touches a connection or a server runs on its isolate; counters are
- * read there through atoll_runtime_submit() and handed back under a mutex.
+ * mask blocked before the isolates start, so they inherit it); SIGHUP
+ * re-reads the --ticket-key-file files there. Everything that touches a
+ * connection or a server runs on its isolate; counters are read there
+ * through atoll_runtime_submit() and handed back under a mutex.
  *
  * Per-connection memory: a small `sconn` (list links, state, counters) and,
  * only while a request is being read or a response written, one 16 KiB
@@ -81,6 +82,38 @@ static int make_context(atoll_security_context **out, pem_buf *chain)
     return 0;
 }
 
+/* Reads every --ticket-key-file and gives the keys to the runtime, which
+ * copies them. 0, or -1 with the reason in `why` (the runtime's keys are
+ * then unchanged). *nkeys gets the number of keys. */
+static int load_ticket_keys(size_t *nkeys, char *why, size_t why_len)
+{
+    uint8_t *keys;
+    size_t len;
+    if (read_ticket_keys(&keys, &len, why, why_len) < 0)
+        return -1;
+    int rc = atoll_runtime_set_ticket_keys(g.rt, keys, len);
+    free_ticket_keys(keys, len);
+    if (rc < 0) {
+        snprintf(why, why_len, "%s", atoll_strerror(rc));
+        return -1;
+    }
+    *nkeys = len / 80;
+    return 0;
+}
+
+/* SIGHUP: reload the ticket keys, keeping the old ones on failure. */
+static void reload_ticket_keys(void)
+{
+    size_t n = g.cfg.nticket_key_files, nkeys = 0;
+    char why[512];
+    if (n == 0)
+        fprintf(stderr, PROG ": SIGHUP: nothing to reload (no --ticket-key-file)\n");
+    else if (load_ticket_keys(&nkeys, why, sizeof(why)) < 0)
+        fprintf(stderr, PROG ": --ticket-key-file: reload failed: %s; keeping the previous keys\n", why);
+    else
+        fprintf(stderr, "ticket keys reloaded: %zu key(s) from %zu file(s)\n", nkeys, n);
+}
+
 /* The runtime's log lines (a foreign socket in a listener's group, ...) go
  * to stderr, one line each; stdio locks the stream per call. */
 static void serve_log(atoll_log_level level, const char *line, void *user)
@@ -110,6 +143,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGUSR1);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -143,6 +177,15 @@ int main(int argc, char **argv)
     if ((rc = atoll_runtime_create(&ro, &g.rt)) < 0) {
         die_rc("creating the runtime", rc);
         goto out_state;
+    }
+    if (cfg->nticket_key_files > 0) {
+        /* Before the listener: no ticket is sealed with the own keys. */
+        char why[512];
+        size_t nkeys;
+        if (load_ticket_keys(&nkeys, why, sizeof(why)) < 0) {
+            fprintf(stderr, PROG ": --ticket-key-file: %s\n", why);
+            goto out_rt;
+        }
     }
     if ((rc = atoll_runtime_start(g.rt)) < 0) {
         die_rc("starting the runtime", rc);
@@ -219,6 +262,10 @@ int main(int argc, char **argv)
             print_stats();
             continue;
         }
+        if (sig == SIGHUP) {
+            reload_ticket_keys();
+            continue;
+        }
         break; /* SIGINT, SIGTERM */
     }
 
@@ -260,6 +307,7 @@ out_crypto:
     free(chain.data);
     free(alpn);
     free(alpn_storage);
+    free(g.cfg.ticket_key_files);
 #ifdef FP_ECC
     wc_ecc_fp_free(); /* the main thread's fixed-point ECC cache (a build with FP_ECC) */
 #endif

@@ -42,6 +42,9 @@ typedef struct config {
     const char *proxy_allow;    /* --proxy-allow, or NULL (the library's default) */
     uint32_t drain_delay_ms;    /* --drain-delay */
     double duration_s;          /* 0: none */
+    /* --ticket-key-file, each one, in command-line order */
+    const char **ticket_key_files;
+    size_t nticket_key_files;
 } config;
 
 /* Parses the command line into *cfg; prints the usage and exits 0 on
@@ -60,6 +63,13 @@ int read_file(const char *path, uint8_t **data, size_t *len);
 /* Writes a file whole, through a temporary file renamed over `path`.
  * 0 or a negative errno. */
 int write_whole_file(const char *path, const void *data, size_t len);
+
+/* Reads every --ticket-key-file and concatenates their keys in order into
+ * *keys (malloc'd; free with free_ticket_keys), *len bytes. 0, or -1 with
+ * the reason (naming the file) in `why`. */
+int read_ticket_keys(uint8_t **keys, size_t *len, char *why, size_t why_len);
+/* Wipes and frees what read_ticket_keys returned. */
+void free_ticket_keys(uint8_t *keys, size_t len);
 
 /* ---- certificate and key (cert.c) ---------------------------------------- */
 

@@ -38,6 +38,7 @@ void crs_fail(const char *file, int line, const char *expr, const char *fmt, ...
         if (!(cond))                                                                                                   \
             crs_fail(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                                                      \
     } while (0)
+#define cr_assert_not(c, ...)        cr_assert(!(c), __VA_ARGS__)
 #define cr_assert_eq(a, b, ...)      cr_assert((a) == (b), __VA_ARGS__)
 #define cr_assert_neq(a, b, ...)     cr_assert((a) != (b), __VA_ARGS__)
 #define cr_assert_lt(a, b, ...)      cr_assert((a) < (b), __VA_ARGS__)
