@@ -39,6 +39,8 @@ packages=(
 	doxygen          # API reference from the public headers (make docs)
 	testssl.sh       # the outside TLS scan of docs/reliability.md ("TLS conformance"), run by hand
 	strace           # tests/test_seccomp_profile.sh: the syscalls atoll-serve makes, against docs/seccomp/atoll.json
+	haproxy          # the L4 balancer of tests/fleet/ (PROXY protocol v2, health checks on /ready);
+	                 # the test starts its own with a private config
 )
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
