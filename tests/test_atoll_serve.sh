@@ -550,30 +550,7 @@ fi
 # B, "full" when B makes a full handshake, else the error. The ticket comes
 # after the handshake: a request and its response first.
 resume_on() {
-    timeout 20 python3 - "$1" "$2" <<'PY' 2>&1 | tail -1
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-def get(port, session=None):
-    raw = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
-    s = ctx.wrap_socket(raw, session=session)
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    assert data.startswith(b"HTTP/1.1 200"), data[:40]
-    out = (s.session, s.session_reused)
-    s.close()
-    return out
-session, _ = get(sys.argv[1])
-_, reused = get(sys.argv[2], session)
-print("reused" if reused else "full")
-PY
+    timeout 20 python3 "$(dirname -- "${BASH_SOURCE[0]}")/fleet/fleet_client.py" resume-on "$1" "$2" 2>&1 | tail -1
 }
 # hup_wait ERRFILE PATTERN: SIGHUP to the server in SPID2, then waits (at
 # most 5 s) for a line matching PATTERN in ERRFILE.

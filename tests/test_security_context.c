@@ -30,6 +30,7 @@
 #include "runtime/base/security_context_private.h"
 #include "runtime/base/testing.h"
 #include "runtime/base/tls_context.h"
+#include "ticket_seal.h"
 
 #define CERT(name) ATOLL_TEST_CERTS_DIR "/" name
 #define PASSWORD   "dartdart"
@@ -692,37 +693,6 @@ Test(security_context, no_keys_no_resumption)
     }
     wolfSSL_CTX_free(a);
     atoll_security_context_release(ctx);
-}
-
-/* Seals a fake ticket with the callback; returns its WOLFSSL_TICKET_RET. */
-typedef struct sealed {
-    unsigned char name[WOLFSSL_TICKET_NAME_SZ], iv[WOLFSSL_TICKET_IV_SZ], mac[WOLFSSL_TICKET_MAC_SZ];
-    unsigned char data[200];
-    int len;
-} sealed;
-
-static void seal(atoll_ticket_keys *keys, sealed *t)
-{
-    for (int i = 0; i < (int)sizeof(t->data); i++)
-        t->data[i] = (unsigned char)i;
-    t->len = 0;
-    cr_assert_eq(atoll__ticket_key_cb(NULL, t->name, t->iv, t->mac, 1, t->data, (int)sizeof(t->data), &t->len, keys),
-                 WOLFSSL_TICKET_RET_OK);
-    cr_assert_eq(t->len, (int)sizeof(t->data));
-    cr_assert_neq(t->data[10], 10, "not encrypted");
-}
-
-static int open_ticket(atoll_ticket_keys *keys, const sealed *in)
-{
-    sealed t = *in;
-    int out = 0;
-    int rc = atoll__ticket_key_cb(NULL, t.name, t.iv, t.mac, 0, t.data, t.len, &out, keys);
-    if (rc == WOLFSSL_TICKET_RET_OK || rc == WOLFSSL_TICKET_RET_CREATE) {
-        cr_assert_eq(out, t.len);
-        for (int i = 0; i < t.len; i++)
-            cr_assert_eq(t.data[i], (unsigned char)i);
-    }
-    return rc;
 }
 
 /* Waits until the clock reads more than `t`; returns the new time. */

@@ -22,6 +22,7 @@
 
 #include "runtime/base/testing.h"
 #include "runtime/base/tls_context.h"
+#include "ticket_seal.h"
 
 #define KEY_SZ 80
 
@@ -250,33 +251,6 @@ Test(ticket_keys, bad_arguments, .timeout = 30)
 }
 
 /* ---- the callback itself ------------------------------------------------- */
-
-typedef struct sealed {
-    unsigned char name[WOLFSSL_TICKET_NAME_SZ], iv[WOLFSSL_TICKET_IV_SZ], mac[WOLFSSL_TICKET_MAC_SZ];
-    unsigned char data[100];
-    int len;
-} sealed;
-
-static void seal(atoll_ticket_keys *keys, sealed *t)
-{
-    for (int i = 0; i < (int)sizeof(t->data); i++)
-        t->data[i] = (unsigned char)i;
-    t->len = 0;
-    cr_assert_eq(atoll__ticket_key_cb(NULL, t->name, t->iv, t->mac, 1, t->data, (int)sizeof(t->data), &t->len, keys),
-                 WOLFSSL_TICKET_RET_OK);
-    cr_assert_eq(t->len, (int)sizeof(t->data));
-}
-
-static int open_ticket(atoll_ticket_keys *keys, const sealed *in)
-{
-    sealed t = *in;
-    int out = 0;
-    int rc = atoll__ticket_key_cb(NULL, t.name, t.iv, t.mac, 0, t.data, t.len, &out, keys);
-    if (rc == WOLFSSL_TICKET_RET_OK || rc == WOLFSSL_TICKET_RET_CREATE)
-        for (int i = 0; i < t.len; i++)
-            cr_assert_eq(t.data[i], (unsigned char)i);
-    return rc;
-}
 
 Test(ticket_keys, callback_first_seals_all_open)
 {

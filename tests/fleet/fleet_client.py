@@ -7,6 +7,8 @@ not; every socket has a timeout, so none can hang the test):
                                GET /whoami must answer "SRC <our port>"
   resume PORT CAFILE N         one full handshake, then N connections that
                                offer its session: all must resume
+  resume-on PORT_A PORT_B      a session from A offered to B (no certificate
+                               check): prints "reused" or "full"
   refuse PORT MODE [SRC]       a client that must be refused by a server with
                                --proxy-protocol: MODE denied (a valid header
                                from SRC, outside the allow-list), malformed,
@@ -27,10 +29,26 @@ import time
 TIMEOUT = 10
 
 
-def tls_context(cafile):
-    ctx = ssl.create_default_context(cafile=cafile)
+def tls_context(cafile=None):
+    """TLS 1.3 only (its tickets come after the handshake: get() reads a
+    response first); the server verified against `cafile` when given."""
+    if cafile:
+        ctx = ssl.create_default_context(cafile=cafile)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     return ctx
+
+
+def read_all(sock):
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
 
 
 def get(port, ctx, path, src="127.0.0.1", session=None):
@@ -40,12 +58,7 @@ def get(port, ctx, path, src="127.0.0.1", session=None):
     local_port = raw.getsockname()[1]
     s = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = read_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].decode(errors="replace")
     info = {"status": status, "local_port": local_port, "reused": s.session_reused, "session": s.session}
@@ -60,6 +73,15 @@ def cmd_whoami(port, cafile, src, n):
         want = f"{src} {info['local_port']}\n"
         print(f"whoami: sent from {src}:{info['local_port']}, server saw {body.strip()!r}")
         ok = ok and body == want and " 200 " in info["status"] + " "
+    return ok
+
+
+def cmd_resume_on(port_a, port_b):
+    ctx = tls_context()
+    _, first = get(int(port_a), ctx, "/")
+    _, info = get(int(port_b), ctx, "/", session=first["session"])
+    ok = " 200 " in info["status"] + " "
+    print("reused" if ok and info["reused"] else "full" if ok else f"error: {info['status']}")
     return ok
 
 
@@ -127,12 +149,7 @@ def haproxy_stat(path):
     s.settimeout(TIMEOUT)
     s.connect(path)
     s.sendall(b"show stat\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = read_all(s)
     s.close()
     lines = data.decode().splitlines()
     cols = lines[0].lstrip("# ").split(",")
@@ -161,6 +178,8 @@ def main(argv):
         return cmd_whoami(*args)
     if cmd == "resume":
         return cmd_resume(*args)
+    if cmd == "resume-on":
+        return cmd_resume_on(*args)
     if cmd == "refuse":
         return cmd_refuse(*args)
     if cmd == "haproxy-up":
