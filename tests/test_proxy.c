@@ -278,6 +278,24 @@ Test(proxy, plain_server_sees_the_header_address_and_refuses_bad_ones, .timeout 
     cr_assert_str_eq(s.last_peer, "127.0.0.1");
     cr_assert_eq(atomic_load(&s.errors), 0);
 
+    /* Header, data and FIN at once: the data is still delivered (and
+     * echoed), then the end of input. */
+    int fin_fd = ns_connect(AF_INET, "127.0.0.1", s.port);
+    cr_assert_geq(fin_fd, 0);
+    const char *with_fin = "PROXY TCP4 192.0.2.8 10.0.0.1 1234 443\r\nbye";
+    cr_assert_eq(send(fin_fd, with_fin, strlen(with_fin), MSG_NOSIGNAL), (ssize_t)strlen(with_fin));
+    cr_assert_eq(shutdown(fin_fd, SHUT_WR), 0);
+    char got[16];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = ns_recv(fin_fd, got + n, sizeof(got) - n)) > 0)
+        n += (size_t)r;
+    cr_assert_eq(n, 3, "echoed %zu bytes", n);
+    cr_assert_eq(memcmp(got, "bye", 3), 0);
+    close(fin_fd);
+    cr_assert_str_eq(s.last_peer, "192.0.2.8");
+    cr_assert_eq(atomic_load(&s.errors), 0);
+
     /* Missing (a client that speaks first without one), malformed, and a
      * client that sends nothing: one error each, the connection closed. */
     const char *sends[] = {"GET / HTTP/1.1\r\n\r\n", "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n", NULL};
@@ -296,7 +314,7 @@ Test(proxy, plain_server_sees_the_header_address_and_refuses_bad_ones, .timeout 
                      atoll_error_name(atomic_load(&s.last_error)));
         cr_assert(strstr(s.last_reason, reason[k]), "case %d: reason '%s'", k, s.last_reason);
     }
-    cr_assert_eq(atomic_load(&s.connections), 3);
+    cr_assert_eq(atomic_load(&s.connections), 4);
     sup_shutdown(rt);
 }
 
