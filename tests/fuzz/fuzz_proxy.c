@@ -26,7 +26,7 @@
 #define CHECK(cond)                                                                                                    \
     do {                                                                                                               \
         if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "fuzz_proxy: invariant broken: %s (line %d)\n", #cond, __LINE__);                        \
+            fprintf(stderr, "fuzz_proxy: invariant broken: %s (line %d)\n", #cond, __LINE__);                          \
             abort();                                                                                                   \
         }                                                                                                              \
     } while (0)
@@ -39,8 +39,7 @@ static int parse(const uint8_t *data, size_t len, atoll_proxy_header *h)
     CHECK(r != -1 || (reason && strncmp(reason, "PROXY header: ", 14) == 0));
     CHECK(r <= (int)len && r <= ATOLL_PROXY_MAX);
     if (r > 0 && h->has_source)
-        CHECK(h->src.ss_family == h->dst.ss_family &&
-              (h->src.ss_family == AF_INET || h->src.ss_family == AF_INET6));
+        CHECK(h->src.ss_family == h->dst.ss_family && (h->src.ss_family == AF_INET || h->src.ss_family == AF_INET6));
     return r;
 }
 
