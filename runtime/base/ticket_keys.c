@@ -74,6 +74,7 @@ int atoll__ticket_keys_init(atoll_ticket_keys *keys, uint32_t rotation_s)
     WC_RNG rng;
     if (wc_InitRng(&rng) != 0) {
         atoll__secure_zero(&rng, sizeof(rng));
+        pthread_rwlock_destroy(&keys->lock);
         return -EIO;
     }
     int rc = wc_RNG_GenerateBlock(&rng, keys->master, sizeof(keys->master));
