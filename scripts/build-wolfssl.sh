@@ -600,6 +600,15 @@ atoll_leak_patch() {
 PATCH
 }
 
+# atoll's patches in the order they apply (each one's line numbers follow
+# the ones before it), and what each is for.
+patches=(atoll_patch atoll_conformance_patch atoll_leak_patch)
+declare -A patch_about=(
+	[atoll_patch]="peer certificate on the heap"
+	[atoll_conformance_patch]="alerts and negotiation scanners probe"
+	[atoll_leak_patch]="a key share freed when its key generation fails"
+)
+
 # The configuration a prefix was built with, recorded in its stamp: a prefix
 # with another one (older flags or patch) is rebuilt, never taken silently.
 # Debian's own compiler flags follow the version, already part of the path.
@@ -607,9 +616,7 @@ config_id=$(
 	{
 		printf '%s\n' "version=$version" "arch=$arch"
 		printf '%s\n' "${atoll_flags[@]}" -- "${atoll_cppflags[@]}" -- "${extra_flags[@]}" --
-		atoll_patch
-		atoll_conformance_patch
-		atoll_leak_patch
+		for p in "${patches[@]}"; do "$p"; done
 	} | sha256sum | cut -d' ' -f1
 )
 
@@ -760,15 +767,11 @@ dsc=("$tmp"/src/wolfssl_*.dsc)
 # fixes). apt has already verified the files against the signed Release file.
 run dpkg-source -x "${dsc[0]}" "$tmp/wolfssl"
 cd "$tmp/wolfssl"
-log "applying atoll's patch (peer certificate on the heap)"
-atoll_patch >"$tmp/atoll.patch"
-run patch -p1 --forward --no-backup-if-mismatch -i "$tmp/atoll.patch"
-log "applying atoll's conformance patch (alerts and negotiation scanners probe)"
-atoll_conformance_patch >"$tmp/atoll-conformance.patch"
-run patch -p1 --forward --no-backup-if-mismatch -i "$tmp/atoll-conformance.patch"
-log "applying atoll's leak patch (a key share freed when its key generation fails)"
-atoll_leak_patch >"$tmp/atoll-leak.patch"
-run patch -p1 --forward --no-backup-if-mismatch -i "$tmp/atoll-leak.patch"
+for p in "${patches[@]}"; do
+	log "applying $p (${patch_about[$p]})"
+	"$p" >"$tmp/$p.patch"
+	run patch -p1 --forward --no-backup-if-mismatch -i "$tmp/$p.patch"
+done
 
 # Debian also builds with dpkg-buildflags (hardening=+all per debian/rules);
 # use the same compiler flags so only the asm options differ.
@@ -831,9 +834,9 @@ built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 	echo "arch=$arch"
 	echo "atoll_flags=${atoll_flags[*]}"
 	echo "atoll_cppflags=${atoll_cppflags[*]}"
-	echo "atoll_patch_sha256=$(atoll_patch | sha256sum | cut -d' ' -f1)"
-	echo "atoll_conformance_patch_sha256=$(atoll_conformance_patch | sha256sum | cut -d' ' -f1)"
-	echo "atoll_leak_patch_sha256=$(atoll_leak_patch | sha256sum | cut -d' ' -f1)"
+	for p in "${patches[@]}"; do
+		echo "${p}_sha256=$("$p" | sha256sum | cut -d' ' -f1)"
+	done
 	echo "extra_flags=${extra_flags[*]}"
 	echo "cflags=$cflags"
 	echo "cppflags=$cppflags"
