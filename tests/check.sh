@@ -23,3 +23,18 @@ summary() {
 	echo "$PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 }
+# work_dir [SIGNAL]: a temporary directory in WORK and an empty PIDS list;
+# at exit every process the test appended to PIDS gets SIGNAL (default
+# TERM) and is waited for, then WORK is removed.
+work_dir() {
+	WORK=$(mktemp -d)
+	PIDS=()
+	WORK_SIGNAL=${1:-TERM}
+	trap work_dir_cleanup EXIT
+}
+work_dir_cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill -"$WORK_SIGNAL" "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$WORK"
+}

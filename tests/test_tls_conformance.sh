@@ -21,15 +21,7 @@ BUILD=${2:?usage: $0 PATH/TO/atoll-serve optimized|system [WOLFSSL_PREFIX]}
 PREFIX=${3:-}
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 HELLO="$HERE/tls_hello.py"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+work_dir TERM
 
 case $BUILD in
 optimized)

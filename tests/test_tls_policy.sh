@@ -30,15 +30,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/check.sh"
 
 BIN=${1:?usage: $0 PATH/TO/atoll-serve PATH/TO/tls_probe.py}
 PROBE=${2:?usage: $0 PATH/TO/atoll-serve PATH/TO/tls_probe.py}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+work_dir TERM
 
 # start NAME ARGS...: atoll-serve (one isolate) on a free loopback port;
 # returns once it printed its listening line (read from a FIFO: no polling),

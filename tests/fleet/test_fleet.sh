@@ -48,32 +48,24 @@ client=(python3 "$here/fleet_client.py")
 
 command -v haproxy >/dev/null || { fail "haproxy is installed (scripts/deps.sh installs it)"; summary; exit 1; }
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+work_dir KILL
 
-make_cert "$tmp"
-head -c 80 /dev/urandom >"$tmp/ticket.key"
-chmod 600 "$tmp/ticket.key"
+make_cert "$WORK"
+head -c 80 /dev/urandom >"$WORK/ticket.key"
+chmod 600 "$WORK/ticket.key"
 
 # start_host NAME PORT ADMIN_PORT: one atoll-serve; sets HOST_PID[NAME].
 declare -A HOST_PID HOST_PORT HOST_ADMIN
 start_host() {
 	local name=$1 port=$2 admin=$3
 	ATOLL_SERVE_DEBUG=1 "$bin/atoll-serve" --isolates 2 --port "$port" --admin "127.0.0.1:$admin" \
-		--cert "$tmp/cert.pem" --key "$tmp/key.pem" --ticket-key-file "$tmp/ticket.key" \
+		--cert "$WORK/cert.pem" --key "$WORK/key.pem" --ticket-key-file "$WORK/ticket.key" \
 		--proxy-protocol --proxy-allow 127.0.0.1/32,::1/128 --handshake-timeout 1000 \
-		--drain-delay 600 --drain-timeout 5000 >"$tmp/$name.out" 2>>"$tmp/$name.err" &
+		--drain-delay 600 --drain-timeout 5000 >"$WORK/$name.out" 2>>"$WORK/$name.err" &
 	HOST_PID[$name]=$!
-	pids+=("$!")
-	HOST_PORT[$name]=$(wait_listening "$!" "$tmp/$name.out" 10) || return 1
-	HOST_ADMIN[$name]=$(wait_admin "$!" "$tmp/$name.out" 5) || return 1
+	PIDS+=("$!")
+	HOST_PORT[$name]=$(wait_listening "$!" "$WORK/$name.out" 10) || return 1
+	HOST_ADMIN[$name]=$(wait_admin "$!" "$WORK/$name.out" 5) || return 1
 }
 
 # metric NAME KIND_OR_EMPTY METRIC: the sum over isolates of a host's metric.
@@ -82,12 +74,12 @@ metric() {
 		$1 ~ "^" m "[{]" && (k == "" || index($1, "kind=\"" k "\"")) { s += $2 } END { print s + 0 }'
 }
 
-start_host a 0 0 || { fail "host a starts: $(cat "$tmp/a.err")"; summary; exit 1; }
-start_host b 0 0 || { fail "host b starts: $(cat "$tmp/b.err")"; summary; exit 1; }
+start_host a 0 0 || { fail "host a starts: $(cat "$WORK/a.err")"; summary; exit 1; }
+start_host b 0 0 || { fail "host b starts: $(cat "$WORK/b.err")"; summary; exit 1; }
 front=$(free_port)
-cat >"$tmp/haproxy.cfg" <<CFG
+cat >"$WORK/haproxy.cfg" <<CFG
 global
-    stats socket $tmp/haproxy.sock mode 600 level admin
+    stats socket $WORK/haproxy.sock mode 600 level admin
     maxconn 2000
 defaults
     mode tcp
@@ -106,23 +98,23 @@ backend atoll
     server a 127.0.0.1:${HOST_PORT[a]} check port ${HOST_ADMIN[a]}
     server b 127.0.0.1:${HOST_PORT[b]} check port ${HOST_ADMIN[b]}
 CFG
-haproxy -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 &
-pids+=("$!")
+haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+PIDS+=("$!")
 haproxy_pid=$!
-if ! "${client[@]}" haproxy-up "$tmp/haproxy.sock" atoll 2; then
-	fail "haproxy sees both hosts up: $(tail -n 5 "$tmp/haproxy.log")"
+if ! "${client[@]}" haproxy-up "$WORK/haproxy.sock" atoll 2; then
+	fail "haproxy sees both hosts up: $(tail -n 5 "$WORK/haproxy.log")"
 	summary
 	exit 1
 fi
 
 # 1. The client's address, through the balancer (two connections: both hosts).
 check "hosts see the client's address (127.0.0.2), not the balancer's" \
-	"${client[@]}" whoami "$front" "$tmp/cert.pem" 127.0.0.2 2
+	"${client[@]}" whoami "$front" "$WORK/cert.pem" 127.0.0.2 2
 
 # 2. Shared ticket keys: sessions resume across hosts.
 ra0=$(metric a "" atoll_resumptions_total)
 rb0=$(metric b "" atoll_resumptions_total)
-check "a session resumes through the balancer, 4 of 4" "${client[@]}" resume "$front" "$tmp/cert.pem" 4
+check "a session resumes through the balancer, 4 of 4" "${client[@]}" resume "$front" "$WORK/cert.pem" 4
 ra=$(($(metric a "" atoll_resumptions_total) - ra0))
 rb=$(($(metric b "" atoll_resumptions_total) - rb0))
 echo "fleet: resumptions on host a $ra, on host b $rb"
@@ -136,19 +128,19 @@ restart() {
 	local name=$1 pid=${HOST_PID[$1]} rc t0 t1
 	t0=$(date +%s.%N)
 	kill -TERM "$pid"
-	"${client[@]}" haproxy-down "$tmp/haproxy.sock" atoll "$name" >>"$tmp/events" || return 1
+	"${client[@]}" haproxy-down "$WORK/haproxy.sock" atoll "$name" >>"$WORK/events" || return 1
 	wait "$pid"
 	rc=$?
 	t1=$(date +%s.%N)
-	echo "host $name: exit status $rc, $(python3 -c "print(round($t1 - $t0, 2))") s after SIGTERM" >>"$tmp/events"
+	echo "host $name: exit status $rc, $(python3 -c "print(round($t1 - $t0, 2))") s after SIGTERM" >>"$WORK/events"
 	[[ $rc -eq 0 ]] || return 1
 	start_host "$name" "${HOST_PORT[$name]}" "${HOST_ADMIN[$name]}" || return 1
-	"${client[@]}" haproxy-up "$tmp/haproxy.sock" atoll 2 >>"$tmp/events"
+	"${client[@]}" haproxy-up "$WORK/haproxy.sock" atoll 2 >>"$WORK/events"
 }
-"$bin/atoll-load" --target "127.0.0.1:$front" --cafile "$tmp/cert.pem" --scenario churn --http \
-	--connections 8 --duration "$seconds" --json "$tmp/load.json" >"$tmp/load.out" 2>"$tmp/load.err" &
+"$bin/atoll-load" --target "127.0.0.1:$front" --cafile "$WORK/cert.pem" --scenario churn --http \
+	--connections 8 --duration "$seconds" --json "$WORK/load.json" >"$WORK/load.out" 2>"$WORK/load.err" &
 load_pid=$!
-pids+=("$load_pid")
+PIDS+=("$load_pid")
 sleep 2 # the load reaches both hosts before the first one goes
 restarts_ok=true
 restart a || restarts_ok=false
@@ -156,21 +148,21 @@ sleep 1
 restart b || restarts_ok=false
 wait "$load_pid"
 load_rc=$?
-cat "$tmp/events"
+cat "$WORK/events"
 check "hosts a and b drained, exited 0 and came back up during the load" $restarts_ok
-if [[ -s $tmp/load.json ]]; then
+if [[ -s $WORK/load.json ]]; then
 	read -r ops dur errs unfinished < <(python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
 errs = sum((j.get("errors") or {}).values())
-print(j["ops"], round(j["duration_s"], 1), errs, j.get("unfinished", 0))' "$tmp/load.json")
+print(j["ops"], round(j["duration_s"], 1), errs, j.get("unfinished", 0))' "$WORK/load.json")
 	echo "fleet: rolling restart: $ops connections over $dur s through haproxy, errors $errs, unfinished $unfinished (atoll-load exit $load_rc)"
 	check "at least $min_conns connections over at least 10 s ($ops over $dur s)" \
 		python3 -c "import sys; sys.exit(0 if $ops >= $min_conns and $dur >= 10 else 1)"
 	check "not one connection failed, was reset or left unfinished ($errs errors, $unfinished unfinished)" \
 		test "$errs" -eq 0 -a "$unfinished" -eq 0 -a "$load_rc" -eq 0
 else
-	fail "atoll-load wrote its results: $(tail -n 3 "$tmp/load.err")"
+	fail "atoll-load wrote its results: $(tail -n 3 "$WORK/load.err")"
 fi
 
 # 4. Refusals, straight to host b (the balancer is not in the way).
@@ -189,8 +181,8 @@ t=$(($(metric b timeout atoll_handshake_errors_total) - t0))
 echo "fleet: host b counted proxy_denied $d, proxy $p, timeout $t"
 check "counted: 1 denied, 2 bad headers, 1 timeout" test "$d" -eq 1 -a "$p" -eq 2 -a "$t" -eq 1
 check "the malformed header's error names it" \
-	grep -q 'ATOLL_E_PROXY_HEADER: PROXY header: v1 line does not have 5 fields' "$tmp/b.err"
-check "the denied source's error names the real source" grep -q '127.0.0.9 port [0-9]* failed: ATOLL_E_PROXY_DENIED' "$tmp/b.err"
+	grep -q 'ATOLL_E_PROXY_HEADER: PROXY header: v1 line does not have 5 fields' "$WORK/b.err"
+check "the denied source's error names the real source" grep -q '127.0.0.9 port [0-9]* failed: ATOLL_E_PROXY_DENIED' "$WORK/b.err"
 
 kill -TERM "${HOST_PID[a]}" "${HOST_PID[b]}" "$haproxy_pid" 2>/dev/null
 summary
