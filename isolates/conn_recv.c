@@ -173,10 +173,11 @@ void atoll__conn_recv_cqe(struct atoll_conn *c, const struct io_uring_cqe *cqe)
             atoll__bufring_recycle(c->iso, bid);
         if (res == 0) {
             c->recv_eof = true;
-            if (c->state == ATOLL_CONN_HANDSHAKE && c->proxy_wait) {
-                atoll__conn_hs_queue(c); /* a header and a request may have come with the FIN */
-            } else if (c->state == ATOLL_CONN_HANDSHAKE) {
-                atoll__conn_fail(c, ATOLL_E_PEER_CLOSED);
+            if (c->state == ATOLL_CONN_HANDSHAKE) {
+                /* The step decides: what came before the FIN (a PROXY
+                 * header and a request, a last TLS flight) is read first,
+                 * and a handshake left wanting more fails as closed. */
+                atoll__conn_hs_queue(c);
             } else if (c->state == ATOLL_CONN_OPEN) {
                 if (c->tls)
                     atoll__tls_pump_input(c);
