@@ -1,6 +1,7 @@
 /*
- * runtime/runtime.c: the runtime's lifecycle (create, start, spawn, drain,
- * stop, join, destroy) and the isolate table.
+ * runtime/runtime.c: the runtime's lifecycle (create, start, drain, stop,
+ * join, destroy) and the isolate table. Isolates added after start
+ * (spawn, live scaling) and retired ones are in scaling.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ void atoll_runtime_options_init(atoll_runtime_options *opts)
     opts->ticket_rotation_s = 3600;
 }
 
-static bool atoll_on_runtime_thread(const atoll_runtime *rt)
+bool atoll__on_runtime_thread(const atoll_runtime *rt)
 {
     atoll_isolate *self = atoll_isolate_current();
     return self && self->rt == rt;
@@ -123,8 +124,7 @@ int atoll_runtime_create(const atoll_runtime_options *opts_in, atoll_runtime **o
 }
 
 /* Under rt->lock. Creates isolate `id` and its thread. */
-static int atoll_isolate_create(atoll_runtime *rt, bool pool, atoll_entry_fn entry, void *arg,
-                                struct atoll_isolate **out)
+int atoll__isolate_create(atoll_runtime *rt, bool pool, atoll_entry_fn entry, void *arg, struct atoll_isolate **out)
 {
     uint32_t id = atomic_load(&rt->isolate_count);
     if (id >= rt->opts.max_isolates)
@@ -165,7 +165,7 @@ static int atoll_isolate_create(atoll_runtime *rt, bool pool, atoll_entry_fn ent
 }
 
 /* Under rt->lock: waits until `iso` left STARTING; returns its setup error. */
-static int atoll_wait_ready(atoll_runtime *rt, struct atoll_isolate *iso)
+int atoll__wait_ready(atoll_runtime *rt, struct atoll_isolate *iso)
 {
     while (atomic_load(&iso->state) == ATOLL_ISOLATE_STARTING)
         pthread_cond_wait(&rt->cond, &rt->lock);
@@ -175,7 +175,7 @@ static int atoll_wait_ready(atoll_runtime *rt, struct atoll_isolate *iso)
 }
 
 /* Under rt->lock: sets control bits on one isolate and wakes it. */
-static void atoll_signal_one(atoll_runtime *rt, struct atoll_isolate *iso, unsigned bits)
+void atoll__signal_one(atoll_runtime *rt, struct atoll_isolate *iso, unsigned bits)
 {
     (void)rt;
     if (atomic_load(&iso->state) == ATOLL_ISOLATE_EXITED)
@@ -191,12 +191,12 @@ static void atoll_signal_all(atoll_runtime *rt, unsigned bits)
 {
     uint32_t n = atomic_load(&rt->isolate_count);
     for (uint32_t i = 0; i < n; i++)
-        atoll_signal_one(rt, rt->isolates[i], bits);
+        atoll__signal_one(rt, rt->isolates[i], bits);
 }
 
 /* CLOCK_MONOTONIC (the condition variable's clock) `ms` from now,
  * saturating far in the future. */
-static struct timespec atoll_deadline_after(uint64_t ms)
+struct timespec atoll__deadline_after(uint64_t ms)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -214,7 +214,7 @@ int atoll_runtime_start(atoll_runtime *rt)
 {
     if (!rt)
         return -EINVAL;
-    if (atoll_on_runtime_thread(rt))
+    if (atoll__on_runtime_thread(rt))
         return ATOLL_E_DEADLOCK;
     pthread_mutex_lock(&rt->lock);
     if (rt->state != ATOLL_RT_CREATED) {
@@ -225,12 +225,12 @@ int atoll_runtime_start(atoll_runtime *rt)
     int ret = 0;
     for (uint32_t i = 0; i < rt->opts.isolates && ret == 0; i++) {
         struct atoll_isolate *iso;
-        ret = atoll_isolate_create(rt, true, rt->opts.entry, rt->opts.entry_arg, &iso);
+        ret = atoll__isolate_create(rt, true, rt->opts.entry, rt->opts.entry_arg, &iso);
         rt->pool_count = atomic_load(&rt->isolate_count);
     }
     uint32_t n = atomic_load(&rt->isolate_count);
     for (uint32_t i = 0; i < n; i++) {
-        int r = atoll_wait_ready(rt, rt->isolates[i]);
+        int r = atoll__wait_ready(rt, rt->isolates[i]);
         if (r < 0 && ret == 0)
             ret = r;
     }
@@ -243,125 +243,6 @@ int atoll_runtime_start(atoll_runtime *rt)
         atoll_signal_all(rt, ATOLL_CTL_STOP);
     }
     pthread_mutex_unlock(&rt->lock);
-    return ret;
-}
-
-/* Under rt->lock: an isolate created while the runtime runs (spawn, live
- * scaling), its ring waited for when `wait`. */
-static int atoll_isolate_add(atoll_runtime *rt, bool pool, atoll_entry_fn entry, void *arg, bool wait,
-                             struct atoll_isolate **out)
-{
-    *out = NULL;
-    if (rt->state == ATOLL_RT_CREATED)
-        return ATOLL_E_STATE;
-    if (rt->state != ATOLL_RT_STARTED)
-        return ATOLL_E_STOPPED;
-    int ret = atoll_isolate_create(rt, pool, entry, arg, out);
-    if (ret == 0 && wait)
-        ret = atoll_wait_ready(rt, *out);
-    return ret;
-}
-
-int atoll_runtime_spawn(atoll_runtime *rt, atoll_entry_fn entry, void *arg, uint32_t *id_out)
-{
-    if (!rt || !entry)
-        return -EINVAL;
-    pthread_mutex_lock(&rt->lock);
-    struct atoll_isolate *iso;
-    /* A host thread waits for the ring so it gets setup errors directly; an
-     * isolate does not block its loop: it learns them from the exit status. */
-    int ret = atoll_isolate_add(rt, false, entry, arg, !atoll_on_runtime_thread(rt), &iso);
-    if (iso && id_out)
-        *id_out = iso->id;
-    pthread_mutex_unlock(&rt->lock);
-    return ret;
-}
-
-/* How long atoll_runtime_drain() and atoll_runtime_retire() wait past their
- * timeout for isolates to exit after closing their last connections. */
-#define ATOLL_DRAIN_EXIT_GRACE_MS 1000u
-
-bool atoll__pool_member(const struct atoll_isolate *iso)
-{
-    return iso->pool && !atomic_load_explicit(&iso->retired, memory_order_relaxed) &&
-           atomic_load_explicit(&iso->state, memory_order_relaxed) != ATOLL_ISOLATE_EXITED;
-}
-
-int atoll_runtime_add_isolate(atoll_runtime *rt, uint32_t *id_out)
-{
-    if (!rt)
-        return -EINVAL;
-    if (atoll_on_runtime_thread(rt))
-        return ATOLL_E_DEADLOCK;
-    pthread_mutex_lock(&rt->scale_mu);
-    pthread_mutex_lock(&rt->lock);
-    struct atoll_isolate *iso;
-    int ret = atoll_isolate_add(rt, true, rt->opts.entry, rt->opts.entry_arg, true, &iso);
-    pthread_mutex_unlock(&rt->lock);
-    /* It serves every runtime-wide listener like the pool isolates. */
-    for (struct atoll_listener *l = rt->listeners; ret == 0 && l; l = atoll__listener_next(l))
-        ret = atoll__listener_join(l, iso->id);
-    if (ret < 0 && iso && atomic_load(&iso->state) != ATOLL_ISOLATE_EXITED) {
-        /* Half joined: it leaves again (its members drain; nothing reached it
-         * that is lost) and the caller hears the error. */
-        pthread_mutex_lock(&rt->lock);
-        atomic_store(&iso->retired, true);
-        atomic_store_explicit(&iso->drain_timeout_ms, 0, memory_order_release);
-        atoll_signal_one(rt, iso, ATOLL_CTL_DRAIN);
-        pthread_mutex_unlock(&rt->lock);
-    }
-    if (ret == 0 && id_out)
-        *id_out = iso->id;
-    pthread_mutex_unlock(&rt->scale_mu);
-    return ret;
-}
-
-int atoll_runtime_retire(atoll_runtime *rt, uint32_t id, uint64_t timeout_ms)
-{
-    if (!rt)
-        return -EINVAL;
-    if (atoll_on_runtime_thread(rt))
-        return ATOLL_E_DEADLOCK;
-    struct timespec deadline =
-        atoll_deadline_after(timeout_ms > UINT64_MAX / 2 ? UINT64_MAX / 2 : timeout_ms + ATOLL_DRAIN_EXIT_GRACE_MS);
-    pthread_mutex_lock(&rt->scale_mu);
-    pthread_mutex_lock(&rt->lock);
-    int ret = 0;
-    struct atoll_isolate *iso = id < atomic_load(&rt->isolate_count) ? rt->isolates[id] : NULL;
-    if (!iso) {
-        ret = -ENOENT;
-    } else if (rt->state != ATOLL_RT_STARTED || !atoll__pool_member(iso)) {
-        ret = ATOLL_E_STATE; /* not a serving pool isolate, or the runtime drains or stopped */
-    } else {
-        uint32_t members = 0, n = atomic_load(&rt->isolate_count);
-        for (uint32_t i = 0; i < n; i++)
-            members += atoll__pool_member(rt->isolates[i]);
-        if (members == 1)
-            ret = ATOLL_E_STATE; /* the last one: drain the runtime instead */
-    }
-    if (ret == 0) {
-        /* The same drain as the runtime's, on this isolate alone. */
-        atomic_store(&iso->retired, true);
-        atomic_store_explicit(&iso->drain_timeout_ms, timeout_ms, memory_order_release);
-        atoll_signal_one(rt, iso, ATOLL_CTL_DRAIN);
-        while (ret == 0 && atomic_load(&iso->state) != ATOLL_ISOLATE_EXITED)
-            if (pthread_cond_timedwait(&rt->cond, &rt->lock, &deadline) == ETIMEDOUT &&
-                atomic_load(&iso->state) != ATOLL_ISOLATE_EXITED)
-                ret = ATOLL_E_TIMEDOUT;
-    }
-    /* Exited: join its thread now, not at atoll_runtime_join, so a retired
-     * isolate leaves no stack behind. Taken under the lock so join skips
-     * it; joined outside, since the thread takes the lock on its way out. */
-    bool join = ret == 0 && iso->thread_started;
-    pthread_t th = {0};
-    if (join) {
-        th = iso->thread;
-        iso->thread_started = false;
-    }
-    pthread_mutex_unlock(&rt->lock);
-    if (join)
-        pthread_join(th, NULL);
-    pthread_mutex_unlock(&rt->scale_mu);
     return ret;
 }
 
@@ -428,12 +309,12 @@ int atoll_runtime_drain(atoll_runtime *rt, uint64_t timeout_ms)
 {
     if (!rt)
         return -EINVAL;
-    if (atoll_on_runtime_thread(rt))
+    if (atoll__on_runtime_thread(rt))
         return ATOLL_E_DEADLOCK;
     /* The isolates close what is left at timeout_ms; their exits follow
      * within ATOLL_DRAIN_EXIT_GRACE_MS (closes through the ring). */
     uint64_t wait_ms = timeout_ms > UINT64_MAX / 2 ? UINT64_MAX / 2 : timeout_ms + ATOLL_DRAIN_EXIT_GRACE_MS;
-    struct timespec deadline = atoll_deadline_after(wait_ms);
+    struct timespec deadline = atoll__deadline_after(wait_ms);
     pthread_mutex_lock(&rt->lock);
     if (rt->state != ATOLL_RT_STARTED && rt->state != ATOLL_RT_DRAINING) {
         pthread_mutex_unlock(&rt->lock);
@@ -476,7 +357,7 @@ int atoll_runtime_join(atoll_runtime *rt)
 {
     if (!rt)
         return -EINVAL;
-    if (atoll_on_runtime_thread(rt))
+    if (atoll__on_runtime_thread(rt))
         return ATOLL_E_DEADLOCK;
     pthread_mutex_lock(&rt->lock);
     if (rt->state == ATOLL_RT_JOINED) {
@@ -510,7 +391,7 @@ int atoll_runtime_destroy(atoll_runtime *rt)
 {
     if (!rt)
         return 0;
-    if (atoll_on_runtime_thread(rt))
+    if (atoll__on_runtime_thread(rt))
         return ATOLL_E_DEADLOCK;
     pthread_mutex_lock(&rt->lock);
     bool ok = rt->state == ATOLL_RT_CREATED || rt->state == ATOLL_RT_JOINED;

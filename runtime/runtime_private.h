@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "atoll/atoll.h"
 #include "runtime/base/conn_budget.h"
@@ -56,9 +57,26 @@ struct atoll_runtime {
     atoll_port_table ports; /* behind every send handle: [opts.max_ports] */
 };
 
-/* True for a pool isolate that takes pool work and listener members: not
- * retired, not exited. Thread: any. */
+/* How long atoll_runtime_drain() and atoll_runtime_retire() wait past their
+ * timeout for isolates to exit after closing their last connections. */
+#define ATOLL_DRAIN_EXIT_GRACE_MS 1000u
+
+/* scaling.c: true for a pool isolate that takes pool work and listener
+ * members: not retired, not exited. Thread: any. */
 bool atoll__pool_member(const struct atoll_isolate *iso);
+
+/* runtime.c, for scaling.c */
+/* True on an isolate of `rt` (which must not block on the runtime). */
+bool atoll__on_runtime_thread(const atoll_runtime *rt);
+/* Under rt->lock. Creates isolate `id` and its thread. */
+int atoll__isolate_create(atoll_runtime *rt, bool pool, atoll_entry_fn entry, void *arg, struct atoll_isolate **out);
+/* Under rt->lock: waits until `iso` left STARTING; returns its setup error. */
+int atoll__wait_ready(atoll_runtime *rt, struct atoll_isolate *iso);
+/* Under rt->lock: sets control bits on one isolate and wakes it. */
+void atoll__signal_one(atoll_runtime *rt, struct atoll_isolate *iso, unsigned bits);
+/* CLOCK_MONOTONIC (the condition variable's clock) `ms` from now,
+ * saturating far in the future. */
+struct timespec atoll__deadline_after(uint64_t ms);
 
 /* listener.c, under scale_mu: binds and starts listener `l`'s member on the
  * new pool isolate `id` and waits for it; 0 or the bind's error. */
